@@ -1,0 +1,19 @@
+"""ORM models: one module per table.  Importing this package registers every table on the metadata."""
+
+from chatsys.models.application import Application
+from chatsys.models.chat import Chat
+from chatsys.models.idempotency import IdempotencyKey
+from chatsys.models.message import Message
+from chatsys.models.meta import Base, metadata, utcnow
+from chatsys.models.outbox import OutboxEvent
+
+__all__ = [
+    "Application",
+    "Base",
+    "Chat",
+    "IdempotencyKey",
+    "Message",
+    "OutboxEvent",
+    "metadata",
+    "utcnow",
+]

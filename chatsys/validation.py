@@ -1,0 +1,200 @@
+"""Request parsing and validation, driven by the schemas of the OpenAPI document.
+
+Order of checks for a body: 415 (not JSON) → 413 (too large) → 400 (not parseable JSON,
+duplicate keys, NaN, nesting too deep) → 422 (schema, naming the field).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from typing import Any
+
+from jsonschema import Draft4Validator
+from jsonschema.exceptions import ValidationError
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
+
+from chatsys.errors import (
+    MalformedJSON,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from chatsys.openapi import SPEC_URI, load_spec
+
+INT32_MAX = 2**31 - 1
+JSON_TYPES = ("application/json",)
+ROOT = "$"
+
+
+@cache
+def _validator(schema_name: str) -> Draft4Validator:
+    # OpenAPI 3.0 schema objects are (close to) JSON Schema draft 4; the document is registered
+    # as one resource so that $refs between components resolve.
+    registry = Registry().with_resource(
+        SPEC_URI, Resource.from_contents(load_spec(), default_specification=DRAFT4)
+    )
+    schema = {"$ref": f"{SPEC_URI}#/components/schemas/{schema_name}"}
+    return Draft4Validator(schema, registry=registry)
+
+
+def _describe(error: ValidationError) -> list[dict]:
+    path = ".".join(str(p) for p in error.absolute_path)
+    kind = error.validator
+    if kind == "required":
+        missing = [f for f in error.validator_value if f not in error.instance]
+        return [{"field": _join(path, f), "message": "is required"} for f in missing]
+    if kind == "additionalProperties":
+        allowed = set(error.schema.get("properties", {}))
+        extra = sorted(f for f in error.instance if f not in allowed)
+        return [{"field": _join(path, f), "message": "is not an allowed field"} for f in extra]
+    field = path or ROOT
+    if kind == "type":
+        expected = error.validator_value
+        if field == ROOT and expected == "object":
+            return [{"field": ROOT, "message": "the request body must be a JSON object"}]
+        return [{"field": field, "message": f"must be of type {expected}"}]
+    if kind == "minLength":
+        message = "must not be empty" if error.validator_value == 1 else (
+            f"must be at least {error.validator_value} characters"
+        )
+    elif kind == "maxLength":
+        message = f"must be at most {error.validator_value} characters"
+    elif kind == "pattern":
+        message = "must contain a non-space character and no NUL character"
+    elif kind == "minimum":
+        message = f"must be at least {error.validator_value}"
+    elif kind == "maximum":
+        message = f"must be at most {error.validator_value}"
+    elif kind == "enum":
+        message = f"must be one of {', '.join(map(str, error.validator_value))}"
+    else:
+        message = "is not valid"
+    return [{"field": field, "message": message}]
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def validate(schema_name: str, instance: Any) -> Any:
+    """Validate ``instance`` against ``#/components/schemas/<schema_name>``; raise 422 on failure."""
+    errors = sorted(_validator(schema_name).iter_errors(instance), key=lambda e: list(e.path))
+    if errors:
+        details: list[dict] = []
+        for error in errors:
+            details.extend(_describe(error))
+        first = details[0]
+        raise ValidationFailed(f"{first['field']}: {first['message']}", details=details)
+    _check_unicode(instance, ROOT)
+    return instance
+
+
+def _check_unicode(value: Any, path: str) -> None:
+    # JSON may carry lone surrogates ("\ud800"): valid JSON, not storable text.
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationFailed.for_field(path.removeprefix("$."), "contains invalid Unicode") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_unicode(item, f"{path}.{key}")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    result = {}
+    for key, value in pairs:
+        if key in result:
+            raise MalformedJSON(f"The JSON object has the key {key!r} more than once.")
+        result[key] = value
+    return result
+
+
+def _no_constants(name: str):
+    raise MalformedJSON(f"{name} is not valid JSON.")
+
+
+def parse_json(request, required: bool = True) -> Any:
+    """Read the request body as JSON within the configured size limit."""
+    limit = request.registry["chatsys.max_body_bytes"]
+    length = request.content_length
+    if length is not None and length > limit:
+        raise PayloadTooLarge(f"The request body exceeds {limit} bytes.")
+    raw = request.body
+    if not raw.strip():
+        if required:
+            if request.content_type and request.content_type not in JSON_TYPES:
+                raise UnsupportedMediaType()
+        return {}
+    if request.content_type not in JSON_TYPES:
+        raise UnsupportedMediaType()
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"The request body exceeds {limit} bytes.")
+    charset = (request.charset or "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType("The request body must be UTF-8 encoded JSON.")
+    try:
+        text = raw.decode("utf-8")
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    except UnicodeDecodeError:
+        raise MalformedJSON("The request body is not valid UTF-8.") from None
+    except RecursionError:
+        raise MalformedJSON("The JSON document is nested too deeply.") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedJSON(f"The request body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
+
+
+def json_body(request, schema_name: str, required: bool = True) -> dict:
+    """Parse and validate the request body against a named schema of the OpenAPI document."""
+    return validate(schema_name, parse_json(request, required=required))
+
+
+_DIGITS = re.compile(r"[0-9]{1,10}")
+
+
+def parse_path_number(value: str | None) -> int | None:
+    """A chat or message number from a path: positive 32-bit decimal, else ``None`` (→ 404)."""
+    if value is None or not _DIGITS.fullmatch(value):
+        return None
+    number = int(value)
+    return number if 1 <= number <= INT32_MAX else None
+
+
+def query_int(request, name: str, default: int | None, minimum: int, maximum: int) -> int | None:
+    raw = request.GET.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit():
+        raise ValidationFailed.for_field(name, "must be an integer")
+    value = int(raw) if len(raw) <= 12 else maximum + 1
+    if value < minimum:
+        raise ValidationFailed.for_field(name, f"must be at least {minimum}")
+    if value > maximum:
+        raise ValidationFailed.for_field(name, f"must be at most {maximum}")
+    return value
+
+
+def query_choice(request, name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = request.GET.get(name)
+    if raw is None:
+        return default
+    if raw not in choices:
+        raise ValidationFailed.for_field(name, f"must be one of {', '.join(choices)}")
+    return raw
+
+
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def idempotency_key(request) -> str | None:
+    raw = request.headers.get("Idempotency-Key")
+    if raw is None:
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(raw):
+        raise ValidationFailed.for_field(
+            "Idempotency-Key", "must be 1 to 255 printable ASCII characters without spaces"
+        )
+    return raw

@@ -1,0 +1,61 @@
+"""chatsys: a multi-tenant chat backend (Pyramid, MySQL, Redis, RabbitMQ, Elasticsearch)."""
+
+from setuptools import find_packages, setup
+
+# Direct dependencies, pinned.  requirements.txt / requirements-test.txt hold the full,
+# transitively pinned lock that CI and the Docker image install from.
+requires = [
+    "pyramid==2.1",
+    "pyramid_tm==2.6",
+    "pyramid_retry==2.1.1",
+    "pyramid_services==2.2",
+    "plaster_pastedeploy==1.0.1",
+    "waitress==3.0.2",
+    "SQLAlchemy==2.0.58",
+    "transaction==5.1",
+    "zope.sqlalchemy==4.1",
+    "alembic==1.20.1",
+    "PyMySQL==1.2.4",
+    "redis==8.1.0",
+    "pika==1.4.4",
+    "elasticsearch==8.19.3",
+    "jsonschema==4.26.0",
+    "PyYAML==6.0.3",
+    "swagger-ui-bundle==1.1.0",
+    "prometheus-client==0.26.0",
+    "tqdm==4.70.1",
+    "honcho==2.0.0",
+]
+
+tests_require = [
+    "pytest==9.2.0",
+    "pytest-timeout==2.4.0",
+    "pytest-xdist==3.8.0",
+    "WebTest==3.0.7",
+    "openapi-core==0.23.1",
+    "openapi-spec-validator==0.8.5",
+    "factory-boy==3.3.3",
+]
+
+setup(
+    name="chatsys",
+    version="0.1.0",
+    description="Multi-tenant chat backend",
+    python_requires=">=3.11",
+    packages=find_packages(exclude=["tests", "tests.*"]),
+    include_package_data=True,
+    package_data={"chatsys": ["openapi.yaml"]},
+    zip_safe=False,
+    install_requires=requires,
+    extras_require={"test": tests_require},
+    entry_points={
+        "paste.app_factory": ["main = chatsys:main"],
+        "console_scripts": [
+            "chatsys-relay = chatsys.scripts.relay:main",
+            "chatsys-worker = chatsys.scripts.worker:main",
+            "chatsys-reindex = chatsys.scripts.reindex:main",
+            "chatsys-recount = chatsys.scripts.recount:main",
+            "chatsys-deadletters = chatsys.scripts.deadletters:main",
+        ],
+    },
+)
