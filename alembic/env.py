@@ -15,7 +15,10 @@ config = context.config
 if config.config_file_name and config.get_section("loggers"):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-settings = resolve_settings(plaster.get_settings(config.config_file_name, "app:main"))
+# Callers that drive Alembic from Python (the test suite) may hand over resolved settings.
+settings = config.attributes.get("settings") or resolve_settings(
+    plaster.get_settings(config.config_file_name, "app:main")
+)
 
 
 def ensure_database(url: str) -> None:

@@ -84,8 +84,13 @@ def validate(schema_name: str, instance: Any) -> Any:
     errors = sorted(_validator(schema_name).iter_errors(instance), key=lambda e: list(e.path))
     if errors:
         details: list[dict] = []
+        seen: set[str] = set()
         for error in errors:
-            details.extend(_describe(error))
+            for detail in _describe(error):
+                # One complaint per field is enough (an empty name also fails its pattern).
+                if detail["field"] not in seen:
+                    seen.add(detail["field"])
+                    details.append(detail)
         first = details[0]
         raise ValidationFailed(f"{first['field']}: {first['message']}", details=details)
     _check_unicode(instance, ROOT)

@@ -1,0 +1,24 @@
+"""chatsys: a multi-tenant chat backend.  ``main`` is the WSGI application factory."""
+
+from pyramid.config import Configurator
+from pyramid.renderers import JSON
+
+from chatsys.lookups import Lookups
+from chatsys.settings import as_int, resolve_settings
+
+
+def main(global_config, **settings):
+    """Build the WSGI application (``paste.app_factory``)."""
+    settings = resolve_settings(settings)
+    with Configurator(settings=settings) as config:
+        config.registry["chatsys.max_body_bytes"] = as_int(settings, "chatsys.max_body_bytes")
+        config.registry["lookups"] = Lookups(as_int(settings, "chatsys.lookup_cache_size"))
+        config.add_renderer("json", JSON(ensure_ascii=False, separators=(",", ":")))
+        config.include("pyramid_services")
+        config.include(".db")
+        config.include(".numbering")
+        config.include(".search")
+        config.include(".openapi")
+        config.include(".routes")
+        config.scan(".views")
+    return config.make_wsgi_app()

@@ -1,0 +1,87 @@
+"""Messages of a chat: create (numbered), list, read, edit (raises the version); compat aliases."""
+
+from pyramid.httpexceptions import HTTPNoContent
+from pyramid.view import view_config
+from sqlalchemy import select
+
+from chatsys.creation import create_numbered
+from chatsys.errors import NotFound
+from chatsys.models import Message, utcnow
+from chatsys.models.idempotency import SCOPE_MESSAGE
+from chatsys.numbering import message_sequence
+from chatsys.outbox import events, writer
+from chatsys.pagination import page
+from chatsys.representations import message_json
+from chatsys.resources import validated_body
+
+
+def load_message(request, chat_id: int, number: int, for_update: bool = False) -> Message:
+    query = select(Message).where(Message.chat_id == chat_id, Message.number == number)
+    if for_update:
+        query = query.with_for_update()
+    message = request.dbsession.execute(query).scalar_one_or_none()
+    if message is None:
+        raise NotFound("The chat has no message with this number.")
+    return message
+
+
+@view_config(route_name="messages.collection", request_method="POST", renderer="json")
+@view_config(route_name="compat.messages.collection", request_method="POST", renderer="json")
+def create_message(context, request):
+    fields = validated_body(request, "MessageCreate")
+    chat = context.chat
+    now = utcnow()
+    message = create_numbered(
+        request,
+        scope=SCOPE_MESSAGE,
+        sequence=message_sequence(chat.id),
+        fields=fields,
+        build=lambda number: Message(
+            chat_id=chat.id,
+            number=number,
+            body=fields["body"],
+            version=1,
+            counted=False,
+            created_at=now,
+            updated_at=now,
+        ),
+        event=lambda row: events.message_changed(events.MESSAGE_CREATED, chat, row),
+        existing=lambda number: load_message(request, chat.id, number),
+    )
+    request.response.status = 201
+    return message_json(message, chat.number)
+
+
+@view_config(route_name="messages.collection", request_method="GET", renderer="json")
+@view_config(route_name="compat.chats.messages", request_method="GET", renderer="json")
+def list_messages(context, request):
+    number = context.chat.number
+    query = select(Message).where(Message.chat_id == context.chat.id)
+    return page(request, query, Message.number, lambda m: message_json(m, number))
+
+
+@view_config(route_name="messages.item", request_method="GET", renderer="json")
+@view_config(route_name="compat.messages.item", request_method="GET", renderer="json")
+def get_message(context, request):
+    return message_json(load_message(request, context.chat.id, context.number), context.chat.number)
+
+
+@view_config(route_name="messages.item", request_method="PATCH", renderer="json")
+def update_message(context, request):
+    fields = validated_body(request, "MessageUpdate")
+    # FOR UPDATE: concurrent edits of one message serialise here, so each gets its own version
+    # and each outbox event carries the body that goes with that version.
+    message = load_message(request, context.chat.id, context.number, for_update=True)
+    message.body = fields["body"]
+    message.version += 1
+    message.updated_at = utcnow()
+    request.dbsession.flush()
+    writer.record(request.dbsession, events.message_changed(events.MESSAGE_UPDATED, context.chat, message))
+    return message_json(message, context.chat.number)
+
+
+@view_config(route_name="compat.messages.update", request_method="PATCH")
+def compat_update_message(context, request):
+    """The older API's PATCH /messages/{number}: same edit, answered 204 with no body."""
+    update_message(context, request)
+    return HTTPNoContent()

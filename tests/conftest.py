@@ -1,0 +1,85 @@
+"""Fixtures on the real MariaDB, Redis and RabbitMQ of the machine.
+
+Each test run — and each xdist worker in it — gets its own database (migrated by Alembic), Redis
+key prefix and RabbitMQ namespace.  Tables are emptied between tests.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import plaster
+import pytest
+from redis import Redis
+from sqlalchemy import create_engine
+
+from chatsys import main
+from chatsys.settings import resolve_settings
+from tests.support.db import TESTING_INI, create_database, drop_database, empty_tables
+from tests.support.webapp import CheckedTestApp
+
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def namespace() -> str:
+    return f"test_{RUN_ID}_{_worker()}"
+
+
+@pytest.fixture(scope="session")
+def settings(namespace) -> dict:
+    """Resolved settings of this run (testing.ini, with this run's names)."""
+    base = plaster.get_settings(TESTING_INI, "app:main")
+    db_url = f"mysql+pymysql://root@127.0.0.1:3306/chatsys_{namespace}?charset=utf8mb4"
+    resolved = resolve_settings(
+        {**base, "sqlalchemy.url": db_url, "redis.key_prefix": namespace, "amqp.namespace": namespace}
+    )
+    create_database(resolved)
+    yield resolved
+    drop_database(resolved["sqlalchemy.url"])
+
+
+@pytest.fixture(scope="session")
+def engine(settings):
+    engine = create_engine(settings["sqlalchemy.url"], isolation_level="READ COMMITTED")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_client(settings) -> Redis:
+    client = Redis.from_url(settings["redis.url"])
+    yield client
+    client.close()
+
+
+def make_app(settings, **overrides):
+    """A fresh WSGI app: its own engine, Redis pool and caches, like another web process."""
+    return main({}, **{**settings, **overrides})
+
+
+@pytest.fixture(scope="session")
+def wsgi_app(settings):
+    return make_app(settings)
+
+
+@pytest.fixture
+def clean(engine, redis_client, settings, wsgi_app):
+    """Empty tables, this run's Redis keys and the app's lookup caches before a test."""
+    empty_tables(engine)
+    for key in redis_client.scan_iter(f"{settings['redis.key_prefix']}:*", count=1000):
+        redis_client.delete(key)
+    lookups = wsgi_app.registry["lookups"]
+    lookups.applications.clear()
+    lookups.chats.clear()
+    yield
+
+
+@pytest.fixture
+def testapp(wsgi_app, clean) -> CheckedTestApp:
+    return CheckedTestApp(wsgi_app)

@@ -1,0 +1,117 @@
+"""Messages: numbered per chat, edited with a rising version, listed by cursor."""
+
+import json
+
+from sqlalchemy import text
+
+from tests.support.api import create_application, create_chat, create_message, messages_url
+
+FIELDS = {"chat_number", "message_number", "body", "version", "created_at", "updated_at"}
+
+
+def setup_chat(testapp, chats=1):
+    token = create_application(testapp)["app_token"]
+    for _ in range(chats):
+        create_chat(testapp, token)
+    return token
+
+
+def test_messages_are_numbered_per_chat(testapp):
+    token = setup_chat(testapp, chats=2)
+    assert [create_message(testapp, token, 1, f"m{i}")["message_number"] for i in range(3)] == [1, 2, 3]
+    assert create_message(testapp, token, 2, "other")["message_number"] == 1
+
+
+def test_create_and_get(testapp):
+    token = setup_chat(testapp)
+    created = create_message(testapp, token, 1, "hello")
+    assert set(created) == FIELDS
+    assert created["chat_number"] == 1 and created["version"] == 1
+    fetched = testapp.get(messages_url(token, 1) + "/1").json
+    assert fetched == created
+
+
+def test_patch_raises_version_and_changes_body(testapp, engine):
+    token = setup_chat(testapp)
+    create_message(testapp, token, 1, "first")
+    res = testapp.patch_json(messages_url(token, 1) + "/1", {"body": "second"})
+    assert res.json["body"] == "second" and res.json["version"] == 2
+    res = testapp.patch_json(messages_url(token, 1) + "/1", {"body": "third"})
+    assert res.json["version"] == 3
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT body, version FROM messages")).one() == ("third", 3)
+
+
+def test_unknown_message_is_404(testapp):
+    token = setup_chat(testapp)
+    testapp.get(messages_url(token, 1) + "/1", status=404)
+    testapp.get(messages_url(token, 1) + "/x1", status=404)
+    testapp.patch_json(messages_url(token, 1) + "/1", {"body": "x"}, status=404)
+    testapp.post_json(messages_url(token, 9), {"body": "x"}, status=404)
+
+
+def test_list_ascending_after_and_descending_before(testapp):
+    token = setup_chat(testapp)
+    for i in range(1, 8):
+        create_message(testapp, token, 1, f"m{i}")
+    seen, url = [], messages_url(token, 1) + "?limit=3"
+    while url:
+        res = testapp.get(url).json
+        seen += [m["message_number"] for m in res["data"]]
+        url = res["pagination"]["next"]
+    assert seen == [1, 2, 3, 4, 5, 6, 7]
+
+    newest, url = [], messages_url(token, 1) + "?limit=4&before=2147483647"
+    while url:
+        res = testapp.get(url).json
+        newest += [m["message_number"] for m in res["data"]]
+        url = res["pagination"]["next"]
+    assert newest == [7, 6, 5, 4, 3, 2, 1]
+
+
+def test_pages_are_stable_while_messages_arrive(testapp):
+    token = setup_chat(testapp)
+    for i in range(5):
+        create_message(testapp, token, 1, f"m{i}")
+    first = testapp.get(messages_url(token, 1) + "?limit=3").json
+    create_message(testapp, token, 1, "late arrival")
+    second = testapp.get(first["pagination"]["next"]).json
+    numbers = [m["message_number"] for m in first["data"] + second["data"]]
+    assert numbers == [1, 2, 3, 4, 5, 6]
+
+
+def test_default_and_maximum_page_size(testapp, engine):
+    token = setup_chat(testapp)
+    with engine.begin() as conn:
+        chat_id = conn.execute(text("SELECT id FROM chats")).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO messages (chat_id, number, body, version, created_at, updated_at) "
+                "VALUES (:c, :n, 'x', 1, NOW(6), NOW(6))"
+            ),
+            [{"c": chat_id, "n": n} for n in range(1, 121)],
+        )
+    assert len(testapp.get(messages_url(token, 1)).json["data"]) == 50
+    assert len(testapp.get(messages_url(token, 1) + "?limit=100").json["data"]) == 100
+    testapp.get(messages_url(token, 1) + "?limit=101", status=422)
+
+
+def test_large_unicode_body_round_trips(testapp):
+    token = setup_chat(testapp)
+    body = "𝄞é" * 5000  # 10,000 characters, 4-byte code points included
+    raw = json.dumps({"body": body}, ensure_ascii=False).encode()  # 30 KB of UTF-8
+    created = testapp.post(messages_url(token, 1), raw, content_type="application/json").json
+    assert testapp.get(messages_url(token, 1) + f"/{created['message_number']}").json["body"] == body
+
+
+def test_no_database_id_in_any_response(testapp, engine):
+    token = setup_chat(testapp)
+    create_message(testapp, token, 1, "x")
+    bodies = [
+        testapp.get(f"/applications/{token}").json,
+        testapp.get(f"/applications/{token}/chats/1").json,
+        testapp.get(messages_url(token, 1) + "/1").json,
+        testapp.get(messages_url(token, 1)).json["data"][0],
+    ]
+    for body in bodies:
+        assert "id" not in body and not any(k.endswith("_id") for k in body)

@@ -1,0 +1,120 @@
+"""Numbering under concurrency, across independent app instances, and after Redis loses data (I3)."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import text
+
+from chatsys.numbering import message_sequence
+from tests.conftest import make_app
+from tests.support.api import create_application, create_chat
+from tests.support.http import Client, serve
+
+THREADS = 16
+CREATES = 500
+
+
+@pytest.fixture
+def two_servers(settings, clean):
+    """Two web instances with their own engines, Redis pools and caches, like two processes."""
+    with serve(make_app(settings)) as a, serve(make_app(settings)) as b:
+        yield a, b
+
+
+def numbers(engine, sql: str, **params) -> list[int]:
+    with engine.connect() as conn:
+        return sorted(conn.execute(text(sql), params).scalars().all())
+
+
+def message_key(engine, settings) -> str:
+    """The allocator's Redis key for the only chat of the test."""
+    with engine.connect() as conn:
+        chat_id = conn.execute(text("SELECT id FROM chats")).scalar_one()
+    return message_sequence(chat_id).key(settings["redis.key_prefix"])
+
+
+def fire(urls: list[str], payload: dict, count: int, during=None) -> list:
+    """POST ``count`` times from THREADS threads, alternating between ``urls``."""
+    client = Client(maxsize=THREADS)
+    halfway = threading.Event()
+
+    def one(i: int):
+        if i == count // 2:
+            halfway.set()
+        return client.post(urls[i % len(urls)], payload)
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        futures = [pool.submit(one, i) for i in range(count)]
+        if during is not None:
+            halfway.wait(30)
+            during()
+        return [f.result() for f in futures]
+
+
+def test_concurrent_message_creates_through_two_instances(testapp, two_servers, engine):
+    token = create_application(testapp)["app_token"]
+    create_chat(testapp, token)
+    urls = [f"{base}/applications/{token}/chats/1/messages" for base in two_servers]
+
+    replies = fire(urls, {"body": "hi"}, CREATES)
+
+    assert [r.status for r in replies] == [201] * CREATES
+    returned = sorted(r.json["message_number"] for r in replies)
+    assert returned == list(range(1, CREATES + 1))
+    assert numbers(engine, "SELECT number FROM messages") == returned
+
+
+def test_concurrent_chat_creates_through_two_instances(testapp, two_servers, engine):
+    token = create_application(testapp)["app_token"]
+    urls = [f"{base}/applications/{token}/chats" for base in two_servers]
+
+    replies = fire(urls, {"name": "c"}, CREATES)
+
+    assert [r.status for r in replies] == [201] * CREATES
+    returned = sorted(r.json["chat_number"] for r in replies)
+    assert returned == list(range(1, CREATES + 1))
+    assert numbers(engine, "SELECT number FROM chats") == returned
+
+
+def test_flushall_mid_stream_loses_nothing_and_repeats_nothing(
+    testapp, two_servers, engine, redis_client
+):
+    token = create_application(testapp)["app_token"]
+    create_chat(testapp, token)
+    urls = [f"{base}/applications/{token}/chats/1/messages" for base in two_servers]
+
+    replies = fire(urls, {"body": "hi"}, CREATES, during=redis_client.flushall)
+
+    assert [r.status for r in replies] == [201] * CREATES, {r.status for r in replies}
+    returned = [r.json["message_number"] for r in replies]
+    assert len(set(returned)) == CREATES  # no duplicate handed out
+    stored = numbers(engine, "SELECT number FROM messages")
+    assert stored == sorted(returned)  # every 201 is stored, nothing else is
+    # Numbering continues above the existing maximum.
+    after = Client().post(urls[0], {"body": "after"}).json["message_number"]
+    assert after > max(stored)
+
+
+def test_counter_below_database_maximum_is_repaired(testapp, engine, redis_client, settings):
+    """As after a failover to a lagging replica: Redis says 2 while MySQL has 10."""
+    token = create_application(testapp)["app_token"]
+    create_chat(testapp, token)
+    url = f"/applications/{token}/chats/1/messages"
+    for _ in range(10):
+        testapp.post_json(url, {"body": "x"}, status=201)
+    redis_client.set(message_key(engine, settings), 2)
+
+    assert testapp.post_json(url, {"body": "y"}, status=201).json["message_number"] == 11
+    assert numbers(engine, "SELECT number FROM messages") == list(range(1, 12))
+
+
+def test_counter_is_never_lowered_by_a_seed(testapp, engine, redis_client, settings):
+    token = create_application(testapp)["app_token"]
+    create_chat(testapp, token)
+    url = f"/applications/{token}/chats/1/messages"
+    testapp.post_json(url, {"body": "x"}, status=201)
+    redis_client.set(message_key(engine, settings), 40)  # ahead of MySQL, e.g. numbers taken by failed requests
+    assert testapp.post_json(url, {"body": "y"}, status=201).json["message_number"] == 41

@@ -1,0 +1,1 @@
+"""Test tools: the OpenAPI-validating test app, database helpers, the Elasticsearch double."""
