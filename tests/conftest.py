@@ -6,8 +6,10 @@ key prefix and RabbitMQ namespace.  Tables are emptied between tests.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from pathlib import Path
 
 import plaster
 import pytest
@@ -17,6 +19,7 @@ from sqlalchemy import create_engine
 from chatsys import main
 from chatsys.settings import resolve_settings
 from tests.support.db import TESTING_INI, create_database, drop_database, empty_tables
+from tests.support.processes import Processes, write_ini
 from tests.support.webapp import CheckedTestApp
 
 RUN_ID = uuid.uuid4().hex[:8]
@@ -83,3 +86,70 @@ def clean(engine, redis_client, settings, wsgi_app):
 @pytest.fixture
 def testapp(wsgi_app, clean) -> CheckedTestApp:
     return CheckedTestApp(wsgi_app)
+
+
+# -- the asynchronous pipeline: broker topology and real child processes --------------------------
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture(scope="session")
+def topology(settings):
+    from chatsys.broker import topology_from_settings
+
+    topology = topology_from_settings(settings)
+    with amqp_channel(settings) as channel:
+        topology.declare(channel)
+    yield topology
+    with amqp_channel(settings) as channel:
+        topology.delete(channel)
+
+
+@contextlib.contextmanager
+def amqp_channel(settings):
+    import pika
+
+    from chatsys.broker import connection_parameters
+
+    connection = pika.BlockingConnection(connection_parameters(settings))
+    try:
+        yield connection.channel()
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+@pytest.fixture
+def broker(settings, topology, clean):
+    """A clean broker namespace for this test: this run's queues emptied."""
+    from chatsys.broker.topology import CONSUMERS
+
+    with amqp_channel(settings) as channel:
+        for consumer in CONSUMERS:
+            channel.queue_purge(topology.queue(consumer))
+            channel.queue_purge(topology.dead_queue(consumer))
+    return topology
+
+
+@pytest.fixture(scope="session")
+def process_ini(settings, tmp_path_factory) -> Path:
+    keys = ("sqlalchemy.url", "redis.key_prefix", "amqp.namespace", "search.backend", "elasticsearch.url")
+    overrides = {k: settings[k] for k in keys}
+    overrides["relay.idle_max"] = "0.05"
+    return write_ini(tmp_path_factory.mktemp("ini") / "pipeline.ini", TESTING_INI, overrides)
+
+
+@pytest.fixture
+def procs(request, process_ini, broker, tmp_path):
+    """Start relay / workers for one test; they are stopped (and their logs shown on failure) after."""
+    processes = Processes(process_ini, tmp_path)
+    yield processes
+    processes.stop_all()
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        print(processes.dump())

@@ -2,6 +2,7 @@
 
 from chatsys.models.application import Application
 from chatsys.models.chat import Chat
+from chatsys.models.failure import ConsumerFailure
 from chatsys.models.idempotency import IdempotencyKey
 from chatsys.models.message import Message
 from chatsys.models.meta import Base, metadata, utcnow
@@ -11,6 +12,7 @@ __all__ = [
     "Application",
     "Base",
     "Chat",
+    "ConsumerFailure",
     "IdempotencyKey",
     "Message",
     "OutboxEvent",

@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TESTING_INI = os.path.join(ROOT, "testing.ini")
 # Children first, so foreign keys never block the DELETEs.
-TABLES = ("messages", "chats", "applications", "idempotency_keys", "outbox_events")
+TABLES = ("messages", "chats", "applications", "idempotency_keys", "outbox_events", "consumer_failures")
 
 
 def server_engine(url: str):

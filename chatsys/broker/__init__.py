@@ -1,0 +1,41 @@
+"""RabbitMQ: connection parameters, the topology every process declares, and probes."""
+
+from __future__ import annotations
+
+import pika
+
+from chatsys.broker.topology import Topology
+
+
+def connection_parameters(settings, heartbeat: int = 30) -> pika.URLParameters:
+    params = pika.URLParameters(settings["amqp.url"])
+    params.heartbeat = heartbeat
+    params.blocked_connection_timeout = 60
+    params.connection_attempts = 1
+    params.socket_timeout = 5
+    params.client_properties = {"connection_name": settings.get("amqp.connection_name", "chatsys")}
+    return params
+
+
+def topology_from_settings(settings) -> Topology:
+    return Topology(
+        namespace=settings["amqp.namespace"],
+        delivery_limit=int(settings.get("amqp.delivery_limit", 5)),
+    )
+
+
+def probe(settings):
+    """A callable that raises unless the broker accepts a connection (for /readyz)."""
+    params = connection_parameters(settings)
+    params.socket_timeout = 2
+    params.stack_timeout = 3
+
+    def check() -> None:
+        connection = pika.BlockingConnection(params)
+        connection.close()
+
+    return check
+
+
+def includeme(config) -> None:
+    config.registry["broker_probe"] = probe(config.get_settings())

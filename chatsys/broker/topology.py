@@ -1,0 +1,80 @@
+"""The RabbitMQ topology, declared idempotently by every process at start and after each reconnect.
+
+    <ns>.events   topic exchange, durable: every domain event, routing key = event type
+    <ns>.dead     direct exchange, durable: dead letters, routing key = the queue they came from
+    <ns>.indexer  quorum queue  ← message.created, message.updated
+    <ns>.counters quorum queue  ← chat.created, message.created
+    <ns>.<consumer>.dead   quorum queue ← <ns>.dead with key <ns>.<consumer>
+
+Consumer queues dead-letter rejected messages, and messages delivered more than the delivery
+limit, at-least-once (quorum queue ``at-least-once`` strategy, which needs ``reject-publish``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pika.adapters.blocking_connection import BlockingChannel
+
+from chatsys.outbox.events import CHAT_CREATED, MESSAGE_CREATED, MESSAGE_UPDATED
+
+INDEXER = "indexer"
+COUNTERS = "counters"
+
+# Which event types each consumer's queue receives.
+BINDINGS: dict[str, tuple[str, ...]] = {
+    INDEXER: (MESSAGE_CREATED, MESSAGE_UPDATED),
+    COUNTERS: (CHAT_CREATED, MESSAGE_CREATED),
+}
+CONSUMERS = tuple(BINDINGS)
+
+
+@dataclass(frozen=True)
+class Topology:
+    namespace: str
+    delivery_limit: int = 5
+
+    @property
+    def events_exchange(self) -> str:
+        return f"{self.namespace}.events"
+
+    @property
+    def dead_exchange(self) -> str:
+        return f"{self.namespace}.dead"
+
+    def queue(self, consumer: str) -> str:
+        return f"{self.namespace}.{consumer}"
+
+    def dead_queue(self, consumer: str) -> str:
+        return f"{self.namespace}.{consumer}.dead"
+
+    def queue_arguments(self, consumer: str) -> dict:
+        return {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": self.delivery_limit,
+            "x-dead-letter-exchange": self.dead_exchange,
+            "x-dead-letter-routing-key": self.queue(consumer),
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+
+    def declare(self, channel: BlockingChannel) -> None:
+        """Declare exchanges, queues and bindings (idempotent)."""
+        channel.exchange_declare(self.events_exchange, exchange_type="topic", durable=True)
+        channel.exchange_declare(self.dead_exchange, exchange_type="direct", durable=True)
+        for consumer, event_types in BINDINGS.items():
+            dead = self.dead_queue(consumer)
+            channel.queue_declare(dead, durable=True, arguments={"x-queue-type": "quorum"})
+            channel.queue_bind(dead, self.dead_exchange, routing_key=self.queue(consumer))
+            queue = self.queue(consumer)
+            channel.queue_declare(queue, durable=True, arguments=self.queue_arguments(consumer))
+            for event_type in event_types:
+                channel.queue_bind(queue, self.events_exchange, routing_key=event_type)
+
+    def delete(self, channel: BlockingChannel) -> None:
+        """Remove everything :meth:`declare` made (test namespaces only)."""
+        for consumer in CONSUMERS:
+            channel.queue_delete(self.queue(consumer))
+            channel.queue_delete(self.dead_queue(consumer))
+        channel.exchange_delete(self.events_exchange)
+        channel.exchange_delete(self.dead_exchange)

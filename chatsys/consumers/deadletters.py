@@ -1,0 +1,154 @@
+"""Inspect, replay and purge what the pipeline parked: outbox rows the relay gave up on, and
+messages the consumers dead-lettered (with the reason each was rejected)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pika
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Engine
+
+from chatsys.broker.topology import CONSUMERS, Topology
+from chatsys.models import utcnow
+
+
+@dataclass
+class DeadLetter:
+    consumer: str
+    message_id: str | None
+    type: str | None
+    reason: str  # why the broker dead-lettered it: rejected, delivery_limit, …
+    deaths: int
+    error: str | None  # what the consumer recorded, if anything
+    body: bytes
+
+
+@dataclass
+class ParkedRow:
+    id: int
+    event_id: str
+    type: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+
+
+def parked_rows(engine: Engine, limit: int = 100) -> list[ParkedRow]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT id, event_id, type, attempts, last_error, created_at FROM outbox_events "
+                "WHERE status = 'parked' ORDER BY id LIMIT :limit"
+            ),
+            {"limit": limit},
+        ).all()
+    return [ParkedRow(*r) for r in rows]
+
+
+def replay_parked(engine: Engine, limit: int | None = None) -> int:
+    """Make parked rows pending again, with a fresh attempt budget."""
+    sql = (
+        "UPDATE outbox_events SET status = 'pending', attempts = 0, next_attempt_at = :now, "
+        "last_error = NULL WHERE status = 'parked' ORDER BY id"
+    )
+    params: dict = {"now": utcnow()}
+    if limit is not None:
+        sql += " LIMIT :limit"
+        params["limit"] = limit
+    with engine.begin() as conn:
+        return conn.execute(text(sql), params).rowcount
+
+
+def purge_parked(engine: Engine) -> int:
+    with engine.begin() as conn:
+        return conn.execute(text("DELETE FROM outbox_events WHERE status = 'parked'")).rowcount
+
+
+def _errors(engine: Engine, consumer: str, ids: list[str]) -> dict[str, str]:
+    if not ids:
+        return {}
+    query = text(
+        "SELECT message_id, error FROM consumer_failures WHERE consumer = :c AND message_id IN :ids"
+    ).bindparams(bindparam("ids", expanding=True))
+    with engine.connect() as conn:
+        return dict(conn.execute(query, {"c": consumer, "ids": ids}).all())
+
+
+def _death(properties) -> tuple[str, int]:
+    deaths = (properties.headers or {}).get("x-death") or []
+    if not deaths:
+        return "unknown", 0
+    latest = deaths[0]
+    reason = latest.get("reason")
+    reason = reason.decode() if isinstance(reason, bytes) else str(reason)
+    return reason, sum(int(d.get("count", 1)) for d in deaths)
+
+
+class DeadLetterQueues:
+    def __init__(self, parameters: pika.ConnectionParameters, topology: Topology, engine: Engine):
+        self.parameters = parameters
+        self.topology = topology
+        self.engine = engine
+
+    def _channel(self):
+        connection = pika.BlockingConnection(self.parameters)
+        channel = connection.channel()
+        self.topology.declare(channel)
+        return connection, channel
+
+    def depths(self) -> dict[str, int]:
+        connection, channel = self._channel()
+        try:
+            return {
+                c: channel.queue_declare(self.topology.dead_queue(c), passive=True).method.message_count
+                for c in CONSUMERS
+            }
+        finally:
+            connection.close()
+
+    def peek(self, consumer: str, limit: int = 100) -> list[DeadLetter]:
+        """Read up to ``limit`` dead letters without removing them (closing returns them)."""
+        connection, channel = self._channel()
+        found = []
+        try:
+            for _ in range(limit):
+                method, properties, body = channel.basic_get(self.topology.dead_queue(consumer))
+                if method is None:
+                    break
+                reason, deaths = _death(properties)
+                found.append(
+                    DeadLetter(consumer, properties.message_id, properties.type, reason, deaths, None, body)
+                )
+        finally:
+            connection.close()
+        errors = _errors(self.engine, consumer, [d.message_id for d in found if d.message_id])
+        for d in found:
+            d.error = errors.get(d.message_id or "")
+        return found
+
+    def replay(self, consumer: str, limit: int | None = None) -> int:
+        """Move dead letters back to the consumer's queue (confirmed publish, then ack)."""
+        connection, channel = self._channel()
+        channel.confirm_delivery()
+        moved = 0
+        try:
+            while limit is None or moved < limit:
+                method, properties, body = channel.basic_get(self.topology.dead_queue(consumer))
+                if method is None:
+                    break
+                # The default exchange routes straight to the one queue that rejected it.
+                channel.basic_publish("", self.topology.queue(consumer), body, properties, mandatory=True)
+                channel.basic_ack(method.delivery_tag)
+                moved += 1
+        finally:
+            connection.close()
+        return moved
+
+    def purge(self, consumer: str) -> int:
+        connection, channel = self._channel()
+        try:
+            return channel.queue_purge(self.topology.dead_queue(consumer)).method.message_count
+        finally:
+            connection.close()

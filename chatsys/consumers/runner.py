@@ -1,0 +1,245 @@
+"""Runs consumers on RabbitMQ: manual acks after the effect is committed, bounded prefetch,
+batches, poison dead-lettered, transient failures retried in place, reconnects, clean shutdown.
+
+Policy per message:
+- applied (or already applied)              → ack
+- poison (undecodable, unknown type, a row
+  that does not exist, rejected by the index) → record why, ``reject(requeue=False)`` → DLQ
+- transient (MySQL / search down)           → keep it unacked, pause (serving heartbeats), retry;
+                                              never requeued, so an outage never dead-letters
+- an unexpected exception                   → retry the batch one message at a time; a message
+                                              that still fails is requeued after a pause, and the
+                                              queue's delivery limit dead-letters it if it never
+                                              succeeds
+``redelivered`` is never trusted: every consumer is idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import signal
+import time
+from collections.abc import Sequence
+from functools import partial
+
+import pika
+import pika.exceptions
+import sqlalchemy.exc
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from chatsys.broker.topology import Topology
+from chatsys.consumers.base import OK, RETRY, Consumer, Delivery, Event, Poison, Transient, decode
+from chatsys.models import utcnow
+from chatsys.stats import RateLog
+
+log = logging.getLogger(__name__)
+
+RECORD_FAILURE = text(
+    "INSERT INTO consumer_failures (consumer, message_id, error, failed_at) "
+    "VALUES (:consumer, :message_id, :error, :now) "
+    "ON DUPLICATE KEY UPDATE error = VALUES(error), failed_at = VALUES(failed_at)"
+)
+
+
+def failure_key(delivery: Delivery) -> str:
+    return delivery.message_id or "sha256:" + hashlib.sha256(delivery.body).hexdigest()[:56]
+
+
+class Runner:
+    def __init__(
+        self,
+        parameters: pika.ConnectionParameters,
+        topology: Topology,
+        consumers: Sequence[Consumer],
+        engine: Engine,
+        prefetch: int = 200,
+        batch_size: int = 100,
+        max_pause: float = 30.0,
+        max_rounds: int = 5,
+    ):
+        self.parameters = parameters
+        self.topology = topology
+        self.consumers = {c.name: c for c in consumers}
+        self.engine = engine
+        self.prefetch = prefetch
+        self.batch_size = batch_size
+        self.max_pause = max_pause
+        self.max_rounds = max_rounds
+        self.stats = {name: RateLog(f"worker.{name}", log) for name in self.consumers}
+        self._stopping = False
+        self._buffers: dict[str, list[Delivery]] = {name: [] for name in self.consumers}
+        self._connection: pika.BlockingConnection | None = None
+        self._channel = None
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def _on_signal(self, signum, frame) -> None:
+        log.info("signal %d: finishing the batch in hand, then stopping", signum)
+        self.stop()
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        delay = 0.5
+        while not self._stopping:
+            try:
+                self._connect()
+                delay = 0.5
+                self._consume()
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                log.warning("broker connection lost: %s", exc.__class__.__name__)
+            finally:
+                self._disconnect()
+            if not self._stopping:
+                self._sleep(delay)
+                delay = min(delay * 2, 30.0)
+        log.info("worker stopped")
+
+    # -- connection -------------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        self._connection = pika.BlockingConnection(self.parameters)
+        channel = self._connection.channel()
+        self.topology.declare(channel)
+        channel.basic_qos(prefetch_count=self.prefetch)
+        for name in self.consumers:
+            self._buffers[name] = []
+            channel.basic_consume(
+                self.topology.queue(name), on_message_callback=partial(self._on_message, name)
+            )
+        self._channel = channel
+        log.info("consuming %s (prefetch %d)", ", ".join(self.consumers), self.prefetch)
+
+    def _disconnect(self) -> None:
+        # Unacknowledged deliveries go back to their queue when the channel closes.
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and connection.is_open:
+            try:
+                connection.close()
+            except pika.exceptions.AMQPError:
+                pass
+
+    def _on_message(self, name, channel, method, properties, body) -> None:
+        self._buffers[name].append(
+            Delivery(method.delivery_tag, properties.message_id, body, method.redelivered)
+        )
+
+    def _sleep(self, seconds: float) -> None:
+        """Pause without starving the connection (heartbeats keep flowing)."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            if self._connection is not None and self._connection.is_open:
+                self._connection.sleep(min(0.2, max(deadline - time.monotonic(), 0)))
+            else:
+                time.sleep(min(0.2, max(deadline - time.monotonic(), 0)))
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def _consume(self) -> None:
+        connection = self._connection
+        while not self._stopping:
+            if not any(self._buffers.values()):
+                connection.process_data_events(time_limit=0.5)
+            # Whatever has already arrived joins the batch.
+            connection.process_data_events(time_limit=0)
+            for name, buffer in self._buffers.items():
+                while buffer and not self._stopping:
+                    batch, buffer[:] = buffer[: self.batch_size], buffer[self.batch_size :]
+                    self._handle(self.consumers[name], batch)
+
+    def _handle(self, consumer: Consumer, batch: list[Delivery]) -> None:
+        events: list[Event] = []
+        for delivery in batch:
+            try:
+                events.append(decode(consumer, delivery))
+            except Poison as poison:
+                self._dead_letter(consumer, delivery, str(poison))
+        pause, rounds = 0.5, 0
+        stats = self.stats[consumer.name]
+        while events and not self._stopping:
+            try:
+                outcomes = consumer.apply(events)
+            except Transient as exc:
+                # A dependency is down: wait as long as it takes, nothing is dead-lettered.
+                log.warning("%s: %s; retrying %d events in %.1fs", consumer.name, exc, len(events), pause)
+                stats.add(transient=len(events))
+                self._sleep(pause)
+                pause = min(pause * 2, self.max_pause)
+                continue
+            except Exception:
+                log.exception("%s: unexpected error on a batch of %d", consumer.name, len(events))
+                self._one_by_one(consumer, events)
+                return
+            retry = []
+            for event in events:
+                outcome = outcomes.get(event.delivery.tag, RETRY)
+                if outcome == OK:
+                    self._channel.basic_ack(event.delivery.tag)
+                elif isinstance(outcome, Poison):
+                    self._dead_letter(consumer, event.delivery, str(outcome))
+                else:
+                    retry.append(event)
+            stats.add(applied=len(events) - len(retry))
+            if retry and len(retry) < len(events):
+                # Some succeed while these keep failing: not an outage.  After a few rounds give
+                # them back to the queue, whose delivery limit dead-letters a hopeless one.
+                rounds += 1
+                if rounds >= self.max_rounds:
+                    for event in retry:
+                        self._channel.basic_nack(event.delivery.tag, requeue=True)
+                    stats.add(requeued=len(retry))
+                    log.warning("%s: requeued %d events that keep failing", consumer.name, len(retry))
+                    return
+            events = retry
+            if events:
+                stats.add(transient=len(events))
+                self._sleep(pause)
+                pause = min(pause * 2, self.max_pause)
+
+    def _one_by_one(self, consumer: Consumer, events: list[Event]) -> None:
+        """Isolate the message that breaks a batch; requeue it (the delivery limit bounds this)."""
+        for event in events:
+            if self._stopping:
+                return
+            try:
+                outcome = consumer.apply([event]).get(event.delivery.tag, RETRY)
+            except Transient:
+                outcome = RETRY
+            except Exception as exc:
+                log.exception("%s: event %s failed", consumer.name, event.event_id)
+                self._record_failure(consumer, event.delivery, f"unexpected error: {exc.__class__.__name__}")
+                self._sleep(1.0)
+                self._channel.basic_nack(event.delivery.tag, requeue=True)
+                self.stats[consumer.name].add(failed=1)
+                continue
+            if outcome == OK:
+                self._channel.basic_ack(event.delivery.tag)
+                self.stats[consumer.name].add(applied=1)
+            elif isinstance(outcome, Poison):
+                self._dead_letter(consumer, event.delivery, str(outcome))
+            else:
+                self._channel.basic_nack(event.delivery.tag, requeue=True)
+
+    def _dead_letter(self, consumer: Consumer, delivery: Delivery, reason: str) -> None:
+        log.error("%s: dead-lettering %s: %s", consumer.name, failure_key(delivery), reason)
+        self._record_failure(consumer, delivery, reason)
+        self._channel.basic_reject(delivery.tag, requeue=False)
+        self.stats[consumer.name].add(dead_lettered=1)
+
+    def _record_failure(self, consumer: Consumer, delivery: Delivery, reason: str) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    RECORD_FAILURE,
+                    {
+                        "consumer": consumer.name,
+                        "message_id": failure_key(delivery)[:64],
+                        "error": reason,
+                        "now": utcnow(),
+                    },
+                )
+        except sqlalchemy.exc.DBAPIError as exc:
+            log.warning("could not record the failure in MySQL (%s); it is in this log", exc.__class__.__name__)

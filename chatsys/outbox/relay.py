@@ -1,0 +1,416 @@
+"""The outbox relay: moves committed outbox rows to RabbitMQ, at least once, in order of id.
+
+One loop, on pika's SelectConnection I/O loop (so heartbeats are served while idle):
+
+1. Claim up to ``batch_size`` due rows: ``SELECT … FOR UPDATE SKIP LOCKED`` in a READ COMMITTED
+   transaction that stays open, so several relays never claim the same row.
+2. Publish them all — persistent, ``mandatory``, ``message_id`` = event id — on a channel in
+   confirm mode, then wait for the broker's confirms for the whole batch (one wait per batch).
+3. In the same transaction, mark confirmed rows published; rows the broker returned (no queue
+   bound), nacked, or did not confirm in time get ``attempts + 1`` and a later ``next_attempt_at``
+   (exponential backoff), and are parked after ``max_attempts``.  Commit.
+
+A crash anywhere before the commit rolls the claim back: the rows are published again later and
+the consumers, which are idempotent, absorb the duplicates.  Idle polling backs off from a few
+milliseconds to ``idle_max`` seconds and snaps back to zero when there is work, which keeps the
+commit-to-publish latency well under a second without hammering MySQL.  Published rows are purged
+in small batches after ``retention`` seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pika
+import pika.exceptions
+import sqlalchemy.exc
+from pika.spec import Basic
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Connection, Engine
+
+from chatsys.broker.topology import Topology
+from chatsys.faults import RELAY_AFTER_CLAIM, RELAY_AFTER_CONFIRM, fault_point
+from chatsys.models import utcnow
+from chatsys.outbox.events import CONTENT_TYPE
+from chatsys.stats import RateLog
+
+log = logging.getLogger(__name__)
+
+CLAIM = text(
+    "SELECT id, event_id, type, payload, attempts FROM outbox_events "
+    "WHERE status = 'pending' AND next_attempt_at <= :now "
+    "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
+)
+MARK_PUBLISHED = text(
+    "UPDATE outbox_events SET status = 'published', published_at = :now, next_attempt_at = :now "
+    "WHERE id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
+MARK_FAILED = text(
+    "UPDATE outbox_events SET attempts = :attempts, status = :status, "
+    "next_attempt_at = :next_attempt_at, last_error = :error WHERE id = :id"
+)
+PURGE = text(
+    "DELETE FROM outbox_events WHERE status = 'published' AND next_attempt_at < :cutoff "
+    "ORDER BY next_attempt_at LIMIT :limit"
+)
+
+
+@dataclass
+class RelaySettings:
+    batch_size: int = 500
+    max_attempts: int = 10
+    confirm_timeout: float = 10.0
+    idle_max: float = 0.1
+    retention: float = 3600.0
+    purge_interval: float = 10.0
+    purge_batch: int = 1000
+    backoff_base: float = 0.5
+    backoff_max: float = 300.0
+
+    @classmethod
+    def from_settings(cls, settings) -> RelaySettings:
+        def get(key, cast, default):
+            return cast(settings.get(f"relay.{key}", default))
+
+        return cls(
+            batch_size=get("batch_size", int, cls.batch_size),
+            max_attempts=get("max_attempts", int, cls.max_attempts),
+            confirm_timeout=get("confirm_timeout", float, cls.confirm_timeout),
+            idle_max=get("idle_max", float, cls.idle_max),
+            retention=get("retention", float, cls.retention),
+            purge_interval=get("purge_interval", float, cls.purge_interval),
+            backoff_base=get("backoff_base", float, cls.backoff_base),
+            backoff_max=get("backoff_max", float, cls.backoff_max),
+        )
+
+
+@dataclass
+class Row:
+    id: int
+    event_id: str
+    type: str
+    payload: bytes
+    attempts: int
+    error: str | None = None  # set when the broker returned or nacked it
+
+
+@dataclass
+class Batch:
+    conn: Connection
+    rows: dict[int, Row]  # by delivery tag
+    by_event: dict[str, Row] = field(default_factory=dict)
+    confirmed: set[int] = field(default_factory=set)  # delivery tags acked
+    timer: object = None
+
+
+def backoff(attempts: int, settings: RelaySettings) -> float:
+    """Exponential backoff with full jitter, so parked-then-retried rows do not move in lockstep."""
+    ceiling = min(settings.backoff_max, settings.backoff_base * (2 ** max(attempts - 1, 0)))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+class Relay:
+    def __init__(
+        self,
+        engine: Engine,
+        parameters: pika.ConnectionParameters,
+        topology: Topology,
+        settings: RelaySettings | None = None,
+    ):
+        self.engine = engine
+        self.parameters = parameters
+        self.topology = topology
+        self.settings = settings or RelaySettings()
+        self.stats = RateLog("relay", log)
+        self._stopping = False
+        self._connection: pika.SelectConnection | None = None
+        self._channel = None
+        self._batch: Batch | None = None
+        self._next_tag = 0
+        self._idle = 0.0
+        self._last_purge = 0.0
+        self._reconnect_delay = 0.5
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until SIGTERM/SIGINT (or :meth:`stop`); reconnects by itself."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        log.info("relay starting (batch %d, exchange %s)", self.settings.batch_size, self.topology.events_exchange)
+        while not self._stopping:
+            try:
+                self._declare_topology()
+                self._connection = pika.SelectConnection(
+                    self.parameters,
+                    on_open_callback=self._on_connection_open,
+                    on_open_error_callback=self._on_connection_open_error,
+                    on_close_callback=self._on_connection_closed,
+                )
+                self._connection.ioloop.start()
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                log.warning("broker unavailable: %s", exc.__class__.__name__)
+            if not self._stopping:
+                self._sleep(self._reconnect_delay)
+                self._reconnect_delay = min(self._reconnect_delay * 2, 30.0)
+        log.info("relay stopped")
+
+    def stop(self) -> None:
+        """Stop after the batch in flight is finished (thread- and signal-safe)."""
+        self._stopping = True
+        connection = self._connection
+        if connection is not None:
+            connection.ioloop.add_callback_threadsafe(self._stop_if_idle)
+
+    def _on_signal(self, signum, frame) -> None:
+        log.info("signal %d: finishing the batch in flight, then stopping", signum)
+        self.stop()
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            time.sleep(min(0.1, deadline - time.monotonic()))
+
+    def _declare_topology(self) -> None:
+        connection = pika.BlockingConnection(self.parameters)
+        try:
+            self.topology.declare(connection.channel())
+        finally:
+            connection.close()
+
+    def _stop_if_idle(self) -> None:
+        if self._batch is None:
+            self._close()
+
+    def _close(self) -> None:
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+        elif self._connection is not None:
+            self._connection.ioloop.stop()
+
+    # -- connection callbacks --------------------------------------------------------------------
+
+    def _on_connection_open(self, connection) -> None:
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def _on_connection_open_error(self, connection, error) -> None:
+        log.warning("cannot connect to the broker: %s", error)
+        connection.ioloop.stop()
+
+    def _on_connection_closed(self, connection, reason) -> None:
+        if not self._stopping:
+            log.warning("broker connection closed: %s", reason)
+        self._channel = None
+        self._abandon_batch("connection closed before the broker confirmed")
+        connection.ioloop.stop()
+
+    def _on_channel_open(self, channel) -> None:
+        self._channel = channel
+        self._next_tag = 0
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._on_return)
+        channel.confirm_delivery(self._on_confirm, callback=self._on_confirm_mode)
+
+    def _on_confirm_mode(self, frame) -> None:
+        log.info("connected to the broker; publishing with confirms")
+        self._reconnect_delay = 0.5
+        self._schedule(0)
+
+    def _on_channel_closed(self, channel, reason) -> None:
+        log.warning("channel closed: %s", reason)
+        self._channel = None
+        self._abandon_batch(f"channel closed: {reason}")
+        self._close()
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def _schedule(self, delay: float) -> None:
+        if self._connection is not None:
+            self._connection.ioloop.call_later(delay, self._tick)
+
+    def _tick(self) -> None:
+        if self._stopping:
+            self._close()
+            return
+        if self._channel is None:
+            return
+        try:
+            self._maybe_purge()
+            claimed = self._claim()
+        except sqlalchemy.exc.DBAPIError as exc:
+            log.warning("MySQL unavailable: %s", exc.__class__.__name__)
+            self._schedule(min(max(self._idle * 2, 1.0), 5.0))
+            return
+        if not claimed:
+            self._idle = min(max(self._idle * 2, 0.005), self.settings.idle_max)
+            self._schedule(self._idle)
+            return
+        self._idle = 0.0
+        self._publish(claimed)
+
+    def _claim(self) -> Batch | None:
+        conn = self.engine.connect()
+        try:
+            conn.begin()
+            result = conn.execute(CLAIM, {"now": utcnow(), "limit": self.settings.batch_size}).all()
+        except BaseException:
+            conn.close()
+            raise
+        if not result:
+            conn.rollback()
+            conn.close()
+            return None
+        rows = {}
+        for r in result:
+            self._next_tag += 1
+            payload = r.payload if isinstance(r.payload, bytes | str) else json.dumps(r.payload)
+            rows[self._next_tag] = Row(r.id, r.event_id, r.type, _as_bytes(payload), r.attempts)
+        batch = Batch(conn=conn, rows=rows)
+        batch.by_event = {row.event_id: row for row in rows.values()}
+        self._batch = batch
+        fault_point(RELAY_AFTER_CLAIM)
+        return batch
+
+    def _publish(self, batch: Batch) -> None:
+        try:
+            self._publish_rows(batch)
+        except pika.exceptions.AMQPError as exc:
+            log.warning("publish failed: %s", exc.__class__.__name__)
+            self._abandon_batch(f"publish failed: {exc.__class__.__name__}")
+            self._close()
+            return
+        batch.timer = self._connection.ioloop.call_later(
+            self.settings.confirm_timeout, self._on_confirm_timeout
+        )
+
+    def _publish_rows(self, batch: Batch) -> None:
+        channel = self._channel
+        for row in batch.rows.values():
+            channel.basic_publish(
+                exchange=self.topology.events_exchange,
+                routing_key=row.type,
+                body=row.payload,
+                properties=pika.BasicProperties(
+                    content_type=CONTENT_TYPE,
+                    delivery_mode=pika.DeliveryMode.Persistent,
+                    message_id=row.event_id,
+                    type=row.type,
+                    app_id="chatsys",
+                ),
+                mandatory=True,
+            )
+
+    def _on_return(self, channel, method: Basic.Return, properties, body) -> None:
+        # A return always arrives before the ack of the same message.
+        batch = self._batch
+        row = batch.by_event.get(properties.message_id) if batch else None
+        if row is not None:
+            row.error = f"returned by the broker: {method.reply_code} {method.reply_text}"
+
+    def _on_confirm(self, frame) -> None:
+        batch = self._batch
+        if batch is None:
+            return
+        method = frame.method
+        tags = (
+            [t for t in batch.rows if t <= method.delivery_tag and t not in batch.confirmed]
+            if method.multiple
+            else [method.delivery_tag]
+        )
+        for tag in tags:
+            row = batch.rows.get(tag)
+            if row is None:
+                continue
+            if isinstance(method, Basic.Nack) and row.error is None:
+                row.error = "nacked by the broker"
+            batch.confirmed.add(tag)
+        if len(batch.confirmed) == len(batch.rows):
+            self._finish(batch)
+
+    def _on_confirm_timeout(self) -> None:
+        batch = self._batch
+        if batch is None:
+            return
+        for tag, row in batch.rows.items():
+            if tag not in batch.confirmed and row.error is None:
+                row.error = f"no confirm within {self.settings.confirm_timeout:g}s"
+        self._finish(batch)
+
+    def _finish(self, batch: Batch) -> None:
+        if batch.timer is not None and self._connection is not None:
+            self._connection.ioloop.remove_timeout(batch.timer)
+        self._batch = None
+        fault_point(RELAY_AFTER_CONFIRM)
+        published = [row for tag, row in batch.rows.items() if tag in batch.confirmed and not row.error]
+        failed = [row for tag, row in batch.rows.items() if row.error or tag not in batch.confirmed]
+        try:
+            self._record(batch.conn, published, failed)
+        except sqlalchemy.exc.DBAPIError as exc:
+            # The claim is rolled back: the rows go out again later (duplicates are absorbed).
+            log.warning("could not record %d published rows: %s", len(published), exc.__class__.__name__)
+        finally:
+            batch.conn.close()
+        if self._stopping:
+            self._close()
+        else:
+            self._schedule(0 if len(batch.rows) >= self.settings.batch_size else self._idle)
+
+    def _record(self, conn: Connection, published: list[Row], failed: list[Row]) -> None:
+        now = utcnow()
+        if published:
+            conn.execute(MARK_PUBLISHED, {"now": now, "ids": [row.id for row in published]})
+        parked = 0
+        for row in failed:
+            attempts = row.attempts + 1
+            park = attempts >= self.settings.max_attempts
+            parked += park
+            conn.execute(
+                MARK_FAILED,
+                {
+                    "id": row.id,
+                    "attempts": attempts,
+                    "status": "parked" if park else "pending",
+                    "next_attempt_at": now + timedelta(seconds=backoff(attempts, self.settings)),
+                    "error": (row.error or "not confirmed")[:1024],
+                },
+            )
+        conn.commit()
+        self.stats.add(published=len(published), failed=len(failed), parked=parked)
+        for row in failed:
+            log.warning("event %s (%s) not published: %s", row.event_id, row.type, row.error)
+
+    def _abandon_batch(self, reason: str) -> None:
+        batch = self._batch
+        if batch is None:
+            return
+        for tag, row in batch.rows.items():
+            if tag not in batch.confirmed and row.error is None:
+                row.error = reason
+        self._batch = None
+        try:
+            self._record(batch.conn, [], list(batch.rows.values()))
+        except sqlalchemy.exc.DBAPIError:
+            pass  # rolled back by closing: the rows are simply claimed again later
+        finally:
+            batch.conn.close()
+
+    def _maybe_purge(self) -> None:
+        now = time.monotonic()
+        if now - self._last_purge < self.settings.purge_interval:
+            return
+        self._last_purge = now
+        cutoff = utcnow() - timedelta(seconds=self.settings.retention)
+        with self.engine.begin() as conn:
+            deleted = conn.execute(PURGE, {"cutoff": cutoff, "limit": self.settings.purge_batch}).rowcount
+        if deleted:
+            log.info("purged %d published outbox rows older than %gs", deleted, self.settings.retention)
+
+
+def _as_bytes(payload) -> bytes:
+    return payload.encode("utf-8") if isinstance(payload, str) else payload

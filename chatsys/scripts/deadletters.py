@@ -1,0 +1,73 @@
+"""chatsys-deadletters <ini> list|replay|purge: parked outbox rows and dead-lettered messages.
+
+  list    show parked outbox rows and each consumer's dead letters, with the recorded errors
+  replay  make parked rows pending again and move dead letters back to their queue (after a fix)
+  purge   delete them (asks for --yes)
+"""
+
+import argparse
+import sys
+
+from chatsys.broker import connection_parameters, topology_from_settings
+from chatsys.broker.topology import CONSUMERS
+from chatsys.consumers.deadletters import (
+    DeadLetterQueues,
+    parked_rows,
+    purge_parked,
+    replay_parked,
+)
+from chatsys.scripts import load, parser
+
+
+def main(argv=None) -> None:
+    p = parser(__doc__)
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("action", choices=("list", "replay", "purge"))
+    p.add_argument("--consumer", choices=CONSUMERS, help="only this consumer's dead letters")
+    p.add_argument("--outbox-only", action="store_true", help="only parked outbox rows")
+    p.add_argument("--queues-only", action="store_true", help="only dead-letter queues")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--yes", action="store_true", help="confirm purge")
+    args = p.parse_args(argv)
+    env = load(args.config_uri)
+    settings = env["registry"].settings
+    engine = env["registry"]["db_engine"]
+    queues = DeadLetterQueues(
+        connection_parameters({**settings, "amqp.connection_name": "chatsys-deadletters"}),
+        topology_from_settings(settings),
+        engine,
+    )
+    consumers = [args.consumer] if args.consumer else list(CONSUMERS)
+    with_outbox, with_queues = not args.queues_only, not args.outbox_only
+    out = sys.stdout
+    try:
+        if args.action == "list":
+            if with_outbox:
+                rows = parked_rows(engine, args.limit or 100)
+                out.write(f"parked outbox rows: {len(rows)}\n")
+                for r in rows:
+                    out.write(f"  #{r.id} {r.type} {r.event_id} attempts={r.attempts} error={r.last_error}\n")
+            if with_queues:
+                for consumer in consumers:
+                    letters = queues.peek(consumer, args.limit or 100)
+                    out.write(f"dead letters of {consumer}: {len(letters)}\n")
+                    for d in letters:
+                        out.write(
+                            f"  {d.type} {d.message_id} reason={d.reason} deaths={d.deaths} error={d.error}\n"
+                        )
+        elif args.action == "replay":
+            if with_outbox:
+                out.write(f"parked outbox rows made pending: {replay_parked(engine, args.limit)}\n")
+            if with_queues:
+                for consumer in consumers:
+                    out.write(f"dead letters moved back to {consumer}: {queues.replay(consumer, args.limit)}\n")
+        else:
+            if not args.yes:
+                p.error("purge deletes data: add --yes")
+            if with_outbox:
+                out.write(f"parked outbox rows deleted: {purge_parked(engine)}\n")
+            if with_queues:
+                for consumer in consumers:
+                    out.write(f"dead letters purged from {consumer}: {queues.purge(consumer)}\n")
+    finally:
+        env["closer"]()

@@ -1,0 +1,299 @@
+"""The asynchronous half end to end: relay and workers as real processes on the real broker.
+
+Counts (I5), nothing stuck (I2), redelivery and crashes absorbed, poison parked (I6).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pika
+from sqlalchemy import text
+
+from chatsys import faults
+from tests.conftest import amqp_channel
+from tests.support.api import create_application, create_chat, create_message, messages_url
+from tests.support.pipeline import count_drift, outbox_status, queue_depth, wait_drained
+from tests.support.wait import wait_for
+
+
+def seed(testapp, apps=2, chats=3, messages=5):
+    tokens = []
+    for a in range(apps):
+        token = create_application(testapp, f"app{a}")["app_token"]
+        tokens.append(token)
+        for c in range(1, chats + 1):
+            create_chat(testapp, token)
+            for m in range(messages):
+                create_message(testapp, token, c, f"message {m} of chat {c}")
+    return tokens
+
+
+def counts(testapp, token):
+    app = testapp.get(f"/applications/{token}").json
+    chats = testapp.get(f"/applications/{token}/chats?limit=100").json["data"]
+    return app["chats_count"], [c["messages_count"] for c in chats]
+
+
+def all_counted(engine) -> bool:
+    with engine.connect() as conn:
+        return not conn.execute(
+            text("SELECT (SELECT COUNT(*) FROM chats WHERE counted = 0) + (SELECT COUNT(*) FROM messages WHERE counted = 0)")
+        ).scalar_one()
+
+
+def test_counts_reach_the_truth_and_the_outbox_drains(testapp, procs, engine):
+    procs.relay()
+    procs.worker("all")
+    tokens = seed(testapp)
+    wait_drained(engine)
+    for token in tokens:
+        assert counts(testapp, token) == (3, [5, 5, 5])
+    assert outbox_status(engine) == {"published": 2 * 3 + 2 * 3 * 5}
+    assert all_counted(engine)
+
+
+def test_same_event_published_twice_changes_no_count(testapp, procs, engine, settings, broker):
+    procs.relay()
+    procs.worker("counters")
+    token = seed(testapp, apps=1, chats=1, messages=3)[0]
+    wait_drained(engine)
+    with engine.connect() as conn:
+        payloads = conn.execute(text("SELECT type, payload FROM outbox_events")).all()
+    with amqp_channel(settings) as channel:
+        channel.confirm_delivery()
+        for event_type, payload in payloads * 2:  # every event, twice more, out of order
+            body = payload.encode() if isinstance(payload, str) else payload
+            channel.basic_publish(
+                broker.events_exchange,
+                event_type,
+                body,
+                pika.BasicProperties(message_id=json.loads(body)["event_id"], delivery_mode=2),
+            )
+    # A sentinel behind the duplicates in the same FIFO queue: once it is counted, so were they.
+    create_chat(testapp, token)
+    wait_for(lambda: counts(testapp, token)[0] == 2, message="sentinel counted")
+    assert counts(testapp, token) == (2, [3, 0])
+    assert count_drift(engine) == []
+
+
+def test_relay_killed_between_confirm_and_commit_loses_and_doubles_nothing(testapp, procs, engine):
+    worker = procs.worker("all")
+    seed(testapp, apps=1, chats=2, messages=10)
+    doomed = procs.relay(env={"CHATSYS_FAULT": faults.RELAY_AFTER_CONFIRM})
+    assert doomed.wait_exit(30) == -9  # it published, got confirms, and died before committing
+    assert outbox_status(engine).get("pending") == 22  # the claim was rolled back
+    procs.relay()  # publishes the same events again: the consumers see duplicates
+    wait_drained(engine)
+    assert worker.alive
+    assert count_drift(engine) == [] and all_counted(engine)
+
+
+def test_worker_killed_between_commit_and_ack_loses_and_doubles_nothing(testapp, procs, engine):
+    procs.relay()
+    seed(testapp, apps=1, chats=2, messages=10)
+    wait_for(lambda: outbox_status(engine).get("pending", 0) == 0, message="all published")
+    doomed = procs.worker("counters", env={"CHATSYS_FAULT": faults.WORKER_AFTER_COMMIT})
+    assert doomed.wait_exit(30) == -9  # committed its counts, died before acking
+    procs.worker("counters")  # the unacked events are redelivered to it
+    wait_drained(engine)
+    assert count_drift(engine) == []
+
+
+def test_two_relays_and_two_workers_give_exact_counts(settings, clean, procs, engine):
+    from tests.conftest import make_app
+    from tests.support.http import Client, serve
+
+    for _ in range(2):
+        procs.relay()
+        procs.worker("counters")
+    with serve(make_app(settings)) as base:
+        client = Client()
+        token = client.post(f"{base}/applications", {"name": "busy"}).json["app_token"]
+        for _ in range(4):
+            client.post(f"{base}/applications/{token}/chats", {})
+
+        def load(worker: int) -> None:
+            for i in range(60):
+                chat = (worker + i) % 4 + 1
+                assert client.post(f"{base}{messages_url(token, chat)}", {"body": "x"}).status == 201
+
+        threads = [threading.Thread(target=load, args=(w,)) for w in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    wait_drained(engine)
+    with engine.connect() as conn:
+        total = conn.execute(text("SELECT SUM(messages_count) FROM chats")).scalar_one()
+    assert total == 360
+    assert count_drift(engine) == []
+
+
+def test_poison_is_dead_lettered_and_the_rest_keeps_flowing(testapp, procs, engine, settings, broker):
+    procs.relay()
+    procs.worker("all")
+    with amqp_channel(settings) as channel:
+        channel.confirm_delivery()
+        for body, mid in ((b"not json at all", "poison-1"), (b'{"event_id": "x", "type": "message.created", "data": {}}', "poison-2")):
+            channel.basic_publish(
+                broker.events_exchange, "message.created", body, pika.BasicProperties(message_id=mid)
+            )
+        token = seed(testapp, apps=1, chats=1, messages=5)[0]
+        wait_drained(engine)
+        assert counts(testapp, token) == (1, [5])
+        # Both consumers of message.created dead-letter both messages.
+        wait_for(lambda: queue_depth(channel, broker.dead_queue("counters")) == 2, message="counters DLQ")
+        wait_for(lambda: queue_depth(channel, broker.dead_queue("indexer")) == 2, message="indexer DLQ")
+    with engine.connect() as conn:
+        errors = dict(conn.execute(text("SELECT message_id, error FROM consumer_failures WHERE consumer='counters'")).all())
+    assert set(errors) == {"poison-1", "poison-2"}
+    assert "not JSON" in errors["poison-1"]
+
+
+def test_recount_during_traffic_then_late_events_change_nothing(testapp, procs, engine, process_ini):
+    import subprocess
+
+    from tests.support.processes import BIN
+
+    procs.relay()  # events are published but no worker consumes them yet: all "in flight"
+    token = seed(testapp, apps=1, chats=2, messages=4)[0]
+    wait_for(lambda: outbox_status(engine).get("pending", 0) == 0, message="all published")
+    with engine.begin() as conn:  # drift to repair, too
+        conn.execute(text("UPDATE applications SET chats_count = 7"))
+    result = subprocess.run(
+        [str(BIN / "chatsys-recount"), str(process_ini), "--no-progress"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert counts(testapp, token) == (2, [4, 4])
+    procs.worker("counters")  # now the in-flight events arrive
+    create_message(testapp, token, 1, "sentinel")  # queued behind them
+    wait_for(lambda: counts(testapp, token)[1][0] == 5, message="sentinel counted")
+    assert counts(testapp, token) == (2, [5, 4])
+    assert count_drift(engine) == []
+
+
+def rabbitmqctl(*args: str) -> None:
+    import subprocess
+
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+
+
+def test_broker_restart_while_creates_continue(testapp, procs, engine, settings):
+    from tests.conftest import make_app
+    from tests.support.http import Client, serve
+
+    procs.relay()
+    procs.worker("all")
+    token = seed(testapp, apps=1, chats=2, messages=1)[0]
+    statuses: list[int] = []
+    stop = threading.Event()
+    with serve(make_app(settings)) as base:
+        client = Client()
+
+        def load() -> None:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                statuses.append(client.post(f"{base}{messages_url(token, i % 2 + 1)}", {"body": f"m{i}"}).status)
+
+        thread = threading.Thread(target=load)
+        thread.start()
+        try:
+            wait_for(lambda: len(statuses) > 20, message="load running")
+            rabbitmqctl("stop_app")
+            during = len(statuses)
+            wait_for(lambda: len(statuses) > during + 50, message="creates while the broker is down")
+            assert outbox_status(engine).get("pending", 0) > 0  # piling up, not lost
+        finally:
+            rabbitmqctl("start_app")
+            rabbitmqctl("await_startup")
+        wait_for(lambda: len(statuses) > during + 100, message="creates after the broker is back")
+        stop.set()
+        thread.join()
+    assert set(statuses) == {201}
+    wait_drained(engine, timeout=120)
+    assert count_drift(engine) == [] and all_counted(engine)
+
+
+def test_deadletters_cli_lists_and_replays_after_a_fix(testapp, procs, engine, settings, broker, process_ini):
+    import subprocess
+
+    from tests.support.processes import BIN
+
+    def cli(*args: str) -> str:
+        result = subprocess.run(
+            [str(BIN / "chatsys-deadletters"), str(process_ini), *args],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    procs.relay()
+    procs.worker("counters")
+    token = seed(testapp, apps=1, chats=1, messages=1)[0]
+    wait_drained(engine)
+    with engine.connect() as conn:
+        app_id, chat_id = conn.execute(text("SELECT application_id, id FROM chats")).one()
+    # A chat.created event for a chat row that does not exist (yet): poison for the counters.
+    ghost = {"event_id": "ghost-1", "type": "chat.created", "data": {"application_id": app_id, "chat_id": chat_id + 1000}}
+    with amqp_channel(settings) as channel:
+        channel.confirm_delivery()
+        channel.basic_publish(
+            broker.events_exchange, "chat.created", json.dumps(ghost).encode(),
+            pika.BasicProperties(message_id="ghost-1", type="chat.created"),
+        )
+        wait_for(lambda: queue_depth(channel, broker.dead_queue("counters")) == 1, message="dead-lettered")
+
+    listing = cli("list", "--consumer", "counters")
+    assert "dead letters of counters: 1" in listing
+    assert "ghost-1" in listing and "reason=rejected" in listing and "does not exist" in listing
+
+    # The fix: the missing row appears (say, restored from a backup); replay it.
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO chats (id, application_id, number, messages_count, counted, created_at, updated_at) "
+                 "VALUES (:id, :app, 99, 0, 0, NOW(6), NOW(6))"),
+            {"id": chat_id + 1000, "app": app_id},
+        )
+    assert "moved back to counters: 1" in cli("replay", "--consumer", "counters", "--queues-only")
+    wait_for(lambda: counts(testapp, token)[0] == 2, message="replayed event counted")
+    assert "dead letters of counters: 0" in cli("list", "--consumer", "counters")
+
+
+def test_unroutable_events_stay_visible_then_park_then_replay(testapp, procs, engine, settings, broker, tmp_path):
+    import subprocess
+
+    from tests.support.db import TESTING_INI
+    from tests.support.processes import BIN, write_ini
+
+    ini = write_ini(
+        tmp_path / "impatient.ini",
+        TESTING_INI,
+        {
+            **{k: settings[k] for k in ("sqlalchemy.url", "redis.key_prefix", "amqp.namespace")},
+            "relay.max_attempts": "3",
+            "relay.backoff_base": "0.05",
+            "relay.backoff_max": "0.2",
+        },
+    )
+    relay = procs.relay(ini=ini)
+    wait_for(lambda: "connected to the broker" in relay.output(), message="relay connected")
+    with amqp_channel(settings) as channel:  # nobody listens to chat.created any more
+        channel.queue_unbind(broker.queue("counters"), broker.events_exchange, routing_key="chat.created")
+    token = create_application(testapp)["app_token"]
+    create_chat(testapp, token)
+    wait_for(lambda: outbox_status(engine).get("parked") == 1, message="parked after 3 returns")
+    with engine.connect() as conn:
+        attempts, error = conn.execute(text("SELECT attempts, last_error FROM outbox_events")).one()
+    assert attempts == 3 and "returned" in error and "NO_ROUTE" in error
+    metrics = testapp.get("/metrics").text
+    assert "chatsys_outbox_parked 1.0" in metrics
+
+    with amqp_channel(settings) as channel:
+        broker.declare(channel)  # the binding is back
+    out = subprocess.run([str(BIN / "chatsys-deadletters"), str(ini), "replay", "--outbox-only"],
+                         capture_output=True, text=True, timeout=60)
+    assert "made pending: 1" in out.stdout, out.stderr
+    wait_for(lambda: outbox_status(engine) == {"published": 1}, message="published after replay")

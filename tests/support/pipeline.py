@@ -1,0 +1,38 @@
+"""Assertions on the state of the whole pipeline: MySQL truth vs counts, outbox, queues."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from tests.support.wait import wait_for
+
+COUNT_DRIFT = """
+SELECT 'application' AS kind, a.id, a.chats_count AS stored,
+       (SELECT COUNT(*) FROM chats c WHERE c.application_id = a.id) AS actual
+FROM applications a
+UNION ALL
+SELECT 'chat', c.id, c.messages_count,
+       (SELECT COUNT(*) FROM messages m WHERE m.chat_id = c.id)
+FROM chats c
+"""
+
+
+def count_drift(engine) -> list:
+    with engine.connect() as conn:
+        return [r for r in conn.execute(text(COUNT_DRIFT)).all() if r.stored != r.actual]
+
+
+def outbox_status(engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT status, COUNT(*) FROM outbox_events GROUP BY status")).all()
+    return dict(rows)
+
+
+def queue_depth(channel, queue: str) -> int:
+    return channel.queue_declare(queue, passive=True).method.message_count
+
+
+def wait_drained(engine, timeout: float = 60.0) -> None:
+    """Wait until nothing is pending in the outbox and every count equals COUNT(*)."""
+    wait_for(lambda: outbox_status(engine).get("pending", 0) == 0, timeout, message="outbox drained")
+    wait_for(lambda: not count_drift(engine), timeout, message="counts equal COUNT(*)")
