@@ -51,6 +51,7 @@ setup(
     entry_points={
         "paste.app_factory": ["main = chatsys:main"],
         "console_scripts": [
+            "chatsys-web = chatsys.scripts.web:main",
             "chatsys-relay = chatsys.scripts.relay:main",
             "chatsys-worker = chatsys.scripts.worker:main",
             "chatsys-reindex = chatsys.scripts.reindex:main",

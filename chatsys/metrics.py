@@ -7,9 +7,17 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import GaugeMetricFamily
 from pyramid.response import Response
 from sqlalchemy import text
@@ -76,8 +84,17 @@ def metrics_tween_factory(handler, registry):
     return tween
 
 
+def process_metrics() -> bytes:
+    """This process's metrics, or all web workers' under chatsys-web (multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
 def metrics_view(request) -> Response:
-    body = generate_latest(REGISTRY) + generate_latest(request.registry["metrics_registry"])
+    body = process_metrics() + generate_latest(request.registry["metrics_registry"])
     return Response(body=body, content_type=CONTENT_TYPE_LATEST.split(";")[0], charset="utf-8")
 
 

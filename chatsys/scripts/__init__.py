@@ -6,7 +6,6 @@ import argparse
 import logging
 
 from pyramid.paster import bootstrap, setup_logging
-from prometheus_client import start_http_server
 
 log = logging.getLogger(__name__)
 
@@ -26,5 +25,7 @@ def load(config_uri: str) -> dict:
 def serve_metrics(port: int | None) -> None:
     """Expose this process's Prometheus metrics on ``port`` (none when not given)."""
     if port:
+        from prometheus_client import start_http_server  # not at import: see chatsys.scripts.web
+
         start_http_server(port, addr="127.0.0.1")
         log.info("metrics on http://127.0.0.1:%d/metrics", port)

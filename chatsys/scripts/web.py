@@ -1,0 +1,118 @@
+"""chatsys-web <ini> [--workers N]: the web on every core — N waitress processes, one socket.
+
+Waitress is one process, so one core (the GIL).  This launcher binds the listening socket from the
+ini's ``[server:main] listen`` once, forks N workers that each load the app and serve that socket
+with waitress (the kernel hands each new connection to one of them), restarts a worker that dies,
+and passes SIGTERM/SIGINT on so that workers finish their requests and stop.  ``pserve <ini>``
+still works for a single process.
+
+Prometheus metrics are aggregated across workers through prometheus_client's multiprocess mode
+(a directory of shared files, set up here before any worker imports the app).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+
+log = logging.getLogger("chatsys.web")
+
+NOT_ADJUSTMENTS = {"use", "listen", "host", "port", "sockets", "__file__", "here"}
+
+
+def bind(listen: str, backlog: int) -> socket.socket:
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, int(port)))
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(config_uri: str, sock: socket.socket, adjustments: dict) -> None:
+    """One worker: load the app from the ini and serve the shared socket until told to stop."""
+    from pyramid.paster import get_app, setup_logging
+    from waitress.server import create_server
+
+    setup_logging(config_uri)
+    server = create_server(get_app(config_uri), sockets=[sock], **adjustments)
+    signal.signal(signal.SIGTERM, lambda *_: server.close())
+    signal.signal(signal.SIGINT, lambda *_: server.close())
+    try:
+        server.run()
+    except OSError:
+        pass  # the socket was closed by the signal handler: a normal stop
+    finally:
+        os._exit(0)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config_uri", help="the ini file, e.g. development.ini")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: cores)")
+    args = p.parse_args(argv)
+
+    # Before anything imports prometheus_client: every worker writes its metrics here.
+    metrics_dir = tempfile.mkdtemp(prefix="chatsys-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+
+    import plaster
+    from pyramid.paster import setup_logging
+
+    setup_logging(args.config_uri)
+    server_settings = plaster.get_settings(args.config_uri, "server:main")
+    listen = server_settings.get("listen", "127.0.0.1:6543")
+    adjustments = {k: v for k, v in server_settings.items() if k not in NOT_ADJUSTMENTS}
+    sock = bind(listen, int(adjustments.get("backlog", 1024)))
+    log.info("serving on http://%s with %d waitress workers", listen, args.workers)
+
+    children: dict[int, float] = {}
+    stopping = False
+
+    def spawn() -> None:
+        pid = os.fork()
+        if pid == 0:
+            serve(args.config_uri, sock, adjustments)
+        children[pid] = time.monotonic()
+
+    def stop(signum, frame) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for _ in range(args.workers):
+        spawn()
+    try:
+        while children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            started = children.pop(pid, None)
+            if stopping or started is None:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            log.warning("web worker %d exited (%s); starting another", pid, code)
+            if time.monotonic() - started < 1.0:
+                time.sleep(1.0)  # do not spin if workers die at start-up
+            spawn()
+    finally:
+        sock.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    sys.exit(0)
