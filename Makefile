@@ -24,7 +24,7 @@ migrate: install
 
 # Web, relay and both workers on the local defaults (Procfile); Ctrl-C stops them all.
 run: migrate
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start -f Procfile
+	CHATSYS_INI="$(INI)" PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start -f Procfile
 
 # The whole test suite against the local MariaDB, Redis and RabbitMQ.
 test: install

@@ -15,6 +15,7 @@ import plaster
 import pytest
 from redis import Redis
 from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 
 from chatsys import main
 from chatsys.settings import resolve_settings
@@ -36,11 +37,17 @@ def namespace() -> str:
 
 @pytest.fixture(scope="session")
 def settings(namespace) -> dict:
-    """Resolved settings of this run (testing.ini, with this run's names)."""
-    base = plaster.get_settings(TESTING_INI, "app:main")
-    db_url = f"mysql+pymysql://root@127.0.0.1:3306/chatsys_{namespace}?charset=utf8mb4"
+    """Resolved settings of this run: testing.ini and CHATSYS_* overrides, with this run's names."""
+    base = resolve_settings(plaster.get_settings(TESTING_INI, "app:main"))
+    db_url = make_url(base["sqlalchemy.url"]).set(database=f"chatsys_{namespace}")
     resolved = resolve_settings(
-        {**base, "sqlalchemy.url": db_url, "redis.key_prefix": namespace, "amqp.namespace": namespace}
+        {
+            **base,
+            "sqlalchemy.url": db_url.render_as_string(hide_password=False),
+            "redis.key_prefix": namespace,
+            "amqp.namespace": namespace,
+        },
+        environ={},
     )
     create_database(resolved)
     yield resolved
@@ -136,12 +143,25 @@ def broker(settings, topology, clean):
     return topology
 
 
+PROCESS_KEYS = (
+    "sqlalchemy.url",
+    "redis.url",
+    "redis.key_prefix",
+    "amqp.url",
+    "amqp.namespace",
+    "search.backend",
+    "elasticsearch.url",
+)
+
+
+def process_overrides(settings, **extra) -> dict:
+    """What a child process's ini must say to use this run's database, Redis and broker names."""
+    return {**{k: settings[k] for k in PROCESS_KEYS}, "relay.idle_max": "0.05", **extra}
+
+
 @pytest.fixture(scope="session")
 def process_ini(settings, tmp_path_factory) -> Path:
-    keys = ("sqlalchemy.url", "redis.key_prefix", "amqp.namespace", "search.backend", "elasticsearch.url")
-    overrides = {k: settings[k] for k in keys}
-    overrides["relay.idle_max"] = "0.05"
-    return write_ini(tmp_path_factory.mktemp("ini") / "pipeline.ini", TESTING_INI, overrides)
+    return write_ini(tmp_path_factory.mktemp("ini") / "pipeline.ini", TESTING_INI, process_overrides(settings))
 
 
 @pytest.fixture

@@ -265,18 +265,17 @@ def test_deadletters_cli_lists_and_replays_after_a_fix(testapp, procs, engine, s
 def test_unroutable_events_stay_visible_then_park_then_replay(testapp, procs, engine, settings, broker, tmp_path):
     import subprocess
 
+    from tests.conftest import process_overrides
     from tests.support.db import TESTING_INI
     from tests.support.processes import BIN, write_ini
 
     ini = write_ini(
         tmp_path / "impatient.ini",
         TESTING_INI,
-        {
-            **{k: settings[k] for k in ("sqlalchemy.url", "redis.key_prefix", "amqp.namespace")},
-            "relay.max_attempts": "3",
-            "relay.backoff_base": "0.05",
-            "relay.backoff_max": "0.2",
-        },
+        process_overrides(
+            settings,
+            **{"relay.max_attempts": "3", "relay.backoff_base": "0.05", "relay.backoff_max": "0.2"},
+        ),
     )
     relay = procs.relay(ini=ini)
     wait_for(lambda: "connected to the broker" in relay.output(), message="relay connected")

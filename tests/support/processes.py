@@ -16,12 +16,14 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
-def write_ini(path: Path, base_ini: str, overrides: dict[str, str]) -> Path:
+def write_ini(path: Path, base_ini: str, overrides: dict[str, str], listen: str | None = None) -> Path:
     config = configparser.RawConfigParser()
     config.optionxform = str  # keep key case
     config.read(base_ini)
     for key, value in overrides.items():
         config.set("app:main", key, str(value).replace("%", "%%"))
+    if listen is not None:
+        config.set("server:main", "listen", listen)
     config.set("logger_chatsys", "level", "INFO")
     with open(path, "w") as handle:
         config.write(handle)
@@ -89,7 +91,13 @@ class Processes:
             name,
             [str(BIN / script), str(ini or self.ini), *args],
             self.log_dir / f"{self.counter:02d}-{name}.log",
-            {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            # The generated ini says everything; CHATSYS_* in the test's environment must not
+            # point the children elsewhere.
+            {
+                **{k: v for k, v in os.environ.items() if not k.startswith("CHATSYS_")},
+                "PYTHONUNBUFFERED": "1",
+                **(env or {}),
+            },
         )
         self.procs.append(proc)
         return proc.start()
