@@ -1,0 +1,24 @@
+"""Fixtures of the search tests: ``es_double`` is a running Elasticsearch test double."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from tests.support.es_double import ElasticsearchDouble
+
+
+@pytest.fixture
+def es_double() -> Iterator[ElasticsearchDouble]:
+    with ElasticsearchDouble() as double:
+        yield double
+
+
+@pytest.fixture
+def es_client(es_double: ElasticsearchDouble) -> Iterator[Elasticsearch]:
+    """The real client, talking to the double; no retries, so that faults show at once."""
+    client = Elasticsearch(es_double.url, request_timeout=5, max_retries=0)
+    yield client
+    client.close()
