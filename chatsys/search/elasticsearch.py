@@ -1,0 +1,478 @@
+"""Search backend on Elasticsearch 8 (``search.backend = elasticsearch``).
+
+Every request goes through the alias ``elasticsearch.index`` (see :mod:`chatsys.search.mapping`)
+and names the chat both as routing and as a ``chat_key`` filter: routing only picks the shard,
+which holds other chats too.
+
+Writes use the message key as ``_id`` and the message version as an *external* version, so a
+redelivered or reordered event can never overwrite a newer one: Elasticsearch answers 409 and
+the result is :attr:`IndexOutcome.STALE`.  User text only ever reaches Elasticsearch as the
+``query`` of ``match``/``match_phrase`` clauses, one word each, never inside a query string.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import html
+import json
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from elasticsearch import ApiError, Elasticsearch, TransportError
+from zope.interface import implementer
+
+from chatsys.search.interfaces import (
+    SORT_NEWEST,
+    SORT_RELEVANCE,
+    IndexOutcome,
+    IndexResult,
+    InvalidCursor,
+    ISearch,
+    MessageDocument,
+    SearchHit,
+    SearchPage,
+    SearchRequest,
+    SearchUnavailable,
+)
+from chatsys.search.mapping import MAX_PREFIX, index_body, physical_index_name
+from chatsys.search.query import MIN_SUBSTRING
+from chatsys.settings import SettingsError, as_float
+
+log = logging.getLogger(__name__)
+
+# One retry inside the client: the indexer has its own retry policy (RETRY outcomes are
+# redelivered) and the web should answer 503 quickly instead of stacking retries.
+MAX_RETRIES = 1
+
+# Relevance: a whole-word match counts most, then a match at the start of a word; a match inside
+# a word only satisfies the required clause.
+EXACT_WORD_BOOST = 3.0
+WORD_START_BOOST = 1.5
+
+HIGHLIGHT_SIZE = 150
+HIGHLIGHT_FIELDS = ("body.prefix", "body.trigram")
+PRE_TAG, POST_TAG = "<em>", "</em>"
+
+SORT_CLAUSES: dict[str, list[dict[str, Any]]] = {
+    # message_number is unique within the chat, so it is the tiebreaker search_after needs.
+    SORT_NEWEST: [{"message_number": {"order": "desc"}}],
+    SORT_RELEVANCE: [{"_score": {"order": "desc"}}, {"message_number": {"order": "desc"}}],
+}
+SOURCE_FIELDS = ["chat_number", "message_number", "body", "version", "created_at", "updated_at"]
+
+MAX_CURSOR_LENGTH = 512
+MAX_INTEGER = 2**31 - 1  # the mapping's "integer"
+
+# Statuses that say "not now" rather than "never": the same request may succeed later.  A missing
+# index (404) is an operational problem (ensure_index has not run), not a fault of the document.
+_TRANSIENT_STATUSES = frozenset({401, 403, 408, 429})
+_MISSING_INDEX = "index_not_found_exception"
+
+_TAG = re.compile(f"({re.escape(PRE_TAG)}|{re.escape(POST_TAG)})")
+
+
+@implementer(ISearch)
+class ElasticsearchSearch:
+    """:class:`ISearch` on an Elasticsearch 8 cluster, through one alias."""
+
+    name = "elasticsearch"
+
+    def __init__(self, client: Elasticsearch, alias: str) -> None:
+        self.client = client
+        self.alias = alias
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> ElasticsearchSearch:
+        """Build the backend and its client from ``elasticsearch.url|index|timeout``."""
+        alias = str(settings.get("elasticsearch.index", ""))
+        if not alias or alias != alias.lower() or alias[0] in "-_+." or not _is_name(alias):
+            # Elasticsearch index and alias names: lower case, no leading '-', '_', '+' or '.'.
+            raise SettingsError(
+                "setting 'elasticsearch.index' must be a lower-case name of letters, digits, "
+                f"'-', '_', '.' that does not start with '-', '_', '+' or '.', got {alias!r}"
+            )
+        timeout = as_float(settings, "elasticsearch.timeout")
+        if timeout <= 0:
+            raise SettingsError(f"setting 'elasticsearch.timeout' must be > 0, got {timeout}")
+        client = Elasticsearch(
+            str(settings["elasticsearch.url"]),
+            request_timeout=timeout,
+            max_retries=MAX_RETRIES,
+            retry_on_timeout=False,
+        )
+        return cls(client, alias)
+
+    # -- ISearch -------------------------------------------------------------------------------
+
+    def ensure_index(self) -> None:
+        """Create a physical index with the mapping behind the alias, unless the alias exists.
+
+        Two processes may race: both see no alias and both try to create an index that claims
+        to be the alias's write index.  Elasticsearch accepts only one of them (the other create
+        fails as a whole), so the loser finds the alias on its second look and is done.
+        """
+        try:
+            if self._alias_exists():
+                return
+            name = physical_index_name(self.alias)
+            try:
+                self.client.indices.create(index=name, **index_body(self.alias))
+            except ApiError as exc:
+                if not self._alias_exists():
+                    raise
+                log.info(
+                    "alias %s was created concurrently; index %s not needed (%s)",
+                    self.alias,
+                    name,
+                    _describe_error(exc.body),
+                )
+                return
+            log.info("created index %s behind alias %s", name, self.alias)
+        except TransportError as exc:
+            raise SearchUnavailable(f"elasticsearch is unreachable: {exc}") from exc
+
+    def index(self, documents: Sequence[MessageDocument]) -> list[IndexResult]:
+        """Write ``documents`` in one ``_bulk`` request; one result per document, in order."""
+        if not documents:
+            return []
+        operations: list[dict[str, Any]] = []
+        for document in documents:
+            operations.append(
+                {
+                    "index": {
+                        "_id": document.doc_id,
+                        "routing": document.chat_key,
+                        "version": document.version,
+                        "version_type": "external",
+                    }
+                }
+            )
+            operations.append(document_source(document))
+        try:
+            # require_alias: with the alias missing, Elasticsearch would otherwise auto-create a
+            # concrete index under the alias's name, with guessed mappings, and block the alias.
+            response = self.client.bulk(index=self.alias, operations=operations, require_alias=True)
+        except TransportError as exc:
+            log.warning("bulk request of %d documents failed: %s", len(documents), exc)
+            return [IndexResult(d.doc_id, IndexOutcome.RETRY, str(exc)) for d in documents]
+        except ApiError as exc:
+            reason = _describe_error(exc.body)
+            outcome = _outcome(exc.meta.status, _error_type(exc.body))
+            log.warning(
+                "bulk request of %d documents answered %s: %s", len(documents), exc.meta.status, reason
+            )
+            return [IndexResult(d.doc_id, outcome, reason) for d in documents]
+        items = response.body.get("items") or []
+        if len(items) != len(documents):
+            log.error("bulk response has %d items for %d documents", len(items), len(documents))
+            return [IndexResult(d.doc_id, IndexOutcome.RETRY, "incomplete bulk response") for d in documents]
+        results = [_item_result(document, item) for document, item in zip(documents, items, strict=True)]
+        for result in results:
+            if result.outcome is IndexOutcome.REJECTED:
+                log.warning("document %s rejected: %s", result.doc_id, result.error)
+        return results
+
+    def search(self, request: SearchRequest) -> SearchPage:
+        """One page of the chat's messages matching every word of ``request``."""
+        search_after = decode_cursor(request) if request.cursor else None
+        if not request.words:
+            return SearchPage(hits=[], next_cursor=None)
+        body = search_body(request, search_after)
+        try:
+            response = self.client.search(index=self.alias, routing=request.chat.key, body=body)
+        except TransportError as exc:
+            raise SearchUnavailable(f"elasticsearch is unreachable: {exc}") from exc
+        except ApiError as exc:
+            if _outcome(exc.meta.status, _error_type(exc.body)) is IndexOutcome.RETRY:
+                raise SearchUnavailable(
+                    f"elasticsearch answered {exc.meta.status}: {_describe_error(exc.body)}"
+                ) from exc
+            raise
+        raw_hits = response.body["hits"]["hits"]
+        # The body asks for one hit more than the page: its presence says a next page exists.
+        page = raw_hits[: request.limit]
+        next_cursor = encode_cursor(request, page[-1]["sort"]) if len(raw_hits) > request.limit else None
+        return SearchPage(hits=[_search_hit(raw) for raw in page], next_cursor=next_cursor)
+
+    def check(self) -> None:
+        """Raise :class:`SearchUnavailable` unless the alias exists and its index is not red."""
+        try:
+            if not self._alias_exists():
+                raise SearchUnavailable(f"elasticsearch alias {self.alias!r} does not exist")
+            health = self.client.cluster.health(index=self.alias, timeout="1s")
+        except (TransportError, ApiError) as exc:
+            raise SearchUnavailable(f"elasticsearch is unavailable: {exc}") from exc
+        if health.body.get("status") == "red":
+            raise SearchUnavailable(f"elasticsearch index behind {self.alias!r} is red")
+
+    def _alias_exists(self) -> bool:
+        return bool(self.client.indices.exists_alias(name=self.alias))
+
+
+# -- documents ---------------------------------------------------------------------------------
+
+
+def document_source(document: MessageDocument) -> dict[str, Any]:
+    """The ``_source`` stored for one message."""
+    return {
+        "chat_key": document.chat_key,
+        "app_token": document.app_token,
+        "chat_number": document.chat_number,
+        "message_number": document.message_number,
+        "body": document.body,
+        "version": document.version,
+        "created_at": _format_time(document.created_at),
+        "updated_at": _format_time(document.updated_at),
+        "deleted": document.deleted,
+    }
+
+
+def _format_time(value: datetime) -> str:
+    # Naive datetimes are UTC throughout chatsys (MySQL DATETIME has no zone).
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds") + "Z"
+
+
+def _parse_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def _item_result(document: MessageDocument, item: Mapping[str, Any]) -> IndexResult:
+    (result,) = item.values()  # {"index": {...}}
+    status = int(result.get("status", 0))
+    if 200 <= status < 300:
+        return IndexResult(document.doc_id, IndexOutcome.APPLIED)
+    error = result.get("error")
+    outcome = _outcome(status, _error_type(error))
+    # A stale version is the expected effect of a redelivery, not an error.
+    return IndexResult(
+        document.doc_id, outcome, None if outcome is IndexOutcome.STALE else _describe_error(error)
+    )
+
+
+def _outcome(status: int, error_type: str | None) -> IndexOutcome:
+    """What a failed write means for the documents it carried."""
+    if 200 <= status < 300:
+        return IndexOutcome.APPLIED
+    if status == 409:  # version_conflict_engine_exception: this version or a newer one is there
+        return IndexOutcome.STALE
+    if status >= 500 or status in _TRANSIENT_STATUSES or (status == 404 and error_type == _MISSING_INDEX):
+        return IndexOutcome.RETRY
+    return IndexOutcome.REJECTED
+
+
+def _error_type(error: Any) -> str | None:
+    if isinstance(error, Mapping):
+        inner = error.get("error", error)
+        if isinstance(inner, Mapping):
+            return inner.get("type")
+    return None
+
+
+def _describe_error(error: Any) -> str:
+    """``type: reason`` of an Elasticsearch error object (a bulk item's or a response's)."""
+    if isinstance(error, Mapping):
+        inner = error.get("error", error)
+        if isinstance(inner, Mapping):
+            return f"{inner.get('type', 'error')}: {inner.get('reason', '')}".strip()
+        return str(inner)
+    return str(error)
+
+
+# -- queries -----------------------------------------------------------------------------------
+
+
+def search_body(request: SearchRequest, search_after: list[Any] | None = None) -> dict[str, Any]:
+    """The ``_search`` body for ``request`` (the routing travels as a URL parameter)."""
+    query: dict[str, Any] = {
+        "filter": [
+            {"term": {"chat_key": request.chat.key}},
+            {"term": {"deleted": False}},
+        ],
+        # Scoring clauses even for sort=newest: highlighters extract terms from these reliably,
+        # and Elasticsearch skips computing scores when the sort does not use them.
+        "must": [_word_clause(word) for word in request.words],
+    }
+    if request.sort == SORT_RELEVANCE:
+        query["should"] = _relevance_clauses(request.words)
+    body: dict[str, Any] = {
+        "query": {"bool": query},
+        "sort": SORT_CLAUSES[request.sort],
+        "size": request.limit + 1,
+        "track_total_hits": False,
+        "_source": SOURCE_FIELDS,
+        "highlight": _highlight(request.words),
+    }
+    if search_after is not None:
+        body["search_after"] = search_after
+    return body
+
+
+def _word_clause(word: str) -> dict[str, Any]:
+    if len(word) < MIN_SUBSTRING:
+        # Too short for trigrams: the word must start a word of the body.
+        return {"match": {"body.prefix": {"query": word}}}
+    # The word's trigrams at consecutive positions: the word occurs as a substring.
+    return {"match_phrase": {"body.trigram": {"query": word}}}
+
+
+def _relevance_clauses(words: Sequence[str]) -> list[dict[str, Any]]:
+    clauses: list[dict[str, Any]] = [
+        {"match": {"body": {"query": word, "boost": EXACT_WORD_BOOST}}} for word in words
+    ]
+    clauses.extend(
+        {"match": {"body.prefix": {"query": word, "boost": WORD_START_BOOST}}}
+        for word in words
+        if MIN_SUBSTRING <= len(word) <= MAX_PREFIX  # shorter ones are required clauses already
+    )
+    return clauses
+
+
+def _highlight(words: Sequence[str]) -> dict[str, Any]:
+    # Highlight on the subfields that matched, whose tokens carry the exact offsets of the
+    # matched characters ("h<em>ell</em>o"); highlighting "body" would mark whole words only.
+    fields: dict[str, Any] = {}
+    if any(len(word) < MIN_SUBSTRING for word in words):
+        fields["body.prefix"] = {}
+    if any(len(word) >= MIN_SUBSTRING for word in words):
+        fields["body.trigram"] = {}
+    return {
+        "type": "unified",
+        "encoder": "html",
+        "pre_tags": [PRE_TAG],
+        "post_tags": [POST_TAG],
+        "number_of_fragments": 1,
+        "fragment_size": HIGHLIGHT_SIZE,
+        "no_match_size": HIGHLIGHT_SIZE,
+        "fields": fields,
+    }
+
+
+def _search_hit(raw: Mapping[str, Any]) -> SearchHit:
+    source = raw["_source"]
+    highlights = raw.get("highlight") or {}
+    fragments = [fragment for field in HIGHLIGHT_FIELDS for fragment in highlights.get(field, ())]
+    return SearchHit(
+        chat_number=source["chat_number"],
+        message_number=source["message_number"],
+        body=source["body"],
+        version=source["version"],
+        created_at=_parse_time(source["created_at"]),
+        updated_at=_parse_time(source["updated_at"]),
+        highlight=merge_highlights(fragments) or html.escape(source["body"][:HIGHLIGHT_SIZE]),
+    )
+
+
+def merge_highlights(fragments: Sequence[str]) -> str | None:
+    """One fragment out of the fragments of both subfields.
+
+    A query mixing short and long words is highlighted on two subfields.  When their fragments
+    show the same text (always, for a message shorter than the fragment size), their marked
+    spans are united; otherwise the fragment with the most marked characters wins.
+    """
+    if not fragments:
+        return None
+    by_text: dict[str, list[tuple[int, int]]] = {}
+    for fragment in fragments:
+        text, spans = _parse_fragment(fragment)
+        by_text.setdefault(text, []).extend(spans)
+    merged = {text: _union(spans) for text, spans in by_text.items()}
+    text = max(merged, key=lambda t: sum(end - start for start, end in merged[t]))
+    return _render_fragment(text, merged[text])
+
+
+def _parse_fragment(fragment: str) -> tuple[str, list[tuple[int, int]]]:
+    """Split a highlighted fragment into its (escaped) text and the spans between tags."""
+    text: list[str] = []
+    spans: list[tuple[int, int]] = []
+    position, opened = 0, None
+    for piece in _TAG.split(fragment):
+        if piece == PRE_TAG:
+            opened = position
+        elif piece == POST_TAG:
+            if opened is not None:
+                spans.append((opened, position))
+            opened = None
+        else:
+            text.append(piece)
+            position += len(piece)
+    return "".join(text), spans
+
+
+def _union(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _render_fragment(text: str, spans: list[tuple[int, int]]) -> str:
+    out: list[str] = []
+    position = 0
+    for start, end in spans:
+        out.extend((text[position:start], PRE_TAG, text[start:end], POST_TAG))
+        position = end
+    out.append(text[position:])
+    return "".join(out)
+
+
+# -- cursors -----------------------------------------------------------------------------------
+
+
+def encode_cursor(request: SearchRequest, values: Sequence[Any]) -> str:
+    """Opaque cursor: the sort values of the last hit of a page, bound to the search it came from
+    (chat, words and sort), so that it cannot be replayed on another search by mistake."""
+    raw = json.dumps({"f": _fingerprint(request), "a": list(values)}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(request: SearchRequest) -> list[Any]:
+    """The ``search_after`` values of ``request.cursor``; :class:`InvalidCursor` unless this backend
+    made it for the same search."""
+    cursor = request.cursor or ""
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise InvalidCursor("cursor is too long")
+    try:
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+        data = json.loads(raw)
+    except (binascii.Error, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError too
+        raise InvalidCursor("cursor is not valid") from exc
+    if not isinstance(data, dict) or data.get("f") != _fingerprint(request):
+        raise InvalidCursor("cursor does not belong to this search")
+    values = data.get("a")
+    if not isinstance(values, list) or len(values) != len(SORT_CLAUSES[request.sort]):
+        raise InvalidCursor("cursor is not valid")
+    *scores, message_number = values
+    if not _is_message_number(message_number) or not all(_is_score(score) for score in scores):
+        raise InvalidCursor("cursor is not valid")
+    return values
+
+
+def _fingerprint(request: SearchRequest) -> str:
+    identity = json.dumps([request.chat.key, request.sort, list(request.words)], ensure_ascii=False)
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+def _is_message_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INTEGER
+
+
+def _is_score(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_name(value: str) -> bool:
+    return all(c.isascii() and (c.isalnum() or c in "-_.") for c in value)
