@@ -95,6 +95,15 @@ def testapp(wsgi_app, clean) -> CheckedTestApp:
     return CheckedTestApp(wsgi_app)
 
 
+@pytest.fixture
+def es_double():
+    """A running Elasticsearch test double (tests/support/es_double.py) for this test."""
+    from tests.support.es_double import ElasticsearchDouble
+
+    with ElasticsearchDouble() as double:
+        yield double
+
+
 # -- the asynchronous pipeline: broker topology and real child processes --------------------------
 
 

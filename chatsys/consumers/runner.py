@@ -58,6 +58,7 @@ class Runner:
         batch_size: int = 100,
         max_pause: float = 30.0,
         max_rounds: int = 5,
+        retry_pause: float = 0.5,
     ):
         self.parameters = parameters
         self.topology = topology
@@ -67,6 +68,7 @@ class Runner:
         self.batch_size = batch_size
         self.max_pause = max_pause
         self.max_rounds = max_rounds
+        self.retry_pause = retry_pause
         self.stats = {name: RateLog(f"worker.{name}", log) for name in self.consumers}
         self._stopping = False
         self._buffers: dict[str, list[Delivery]] = {name: [] for name in self.consumers}
@@ -157,7 +159,7 @@ class Runner:
                 events.append(decode(consumer, delivery))
             except Poison as poison:
                 self._dead_letter(consumer, delivery, str(poison))
-        pause, rounds = 0.5, 0
+        pause, rounds = self.retry_pause, 0
         stats = self.stats[consumer.name]
         while events and not self._stopping:
             try:
@@ -183,9 +185,9 @@ class Runner:
                 else:
                     retry.append(event)
             stats.add(applied=len(events) - len(retry))
-            if retry and len(retry) < len(events):
-                # Some succeed while these keep failing: not an outage.  After a few rounds give
-                # them back to the queue, whose delivery limit dead-letters a hopeless one.
+            if retry:
+                # The dependency answered but refused these: not an outage.  After a few rounds
+                # give them back to the queue, whose delivery limit dead-letters a hopeless one.
                 rounds += 1
                 if rounds >= self.max_rounds:
                     for event in retry:

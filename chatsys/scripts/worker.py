@@ -1,13 +1,29 @@
 """chatsys-worker <ini> --consumer counters|indexer|all: apply domain events from RabbitMQ."""
 
+import logging
+import time
+
 from chatsys.broker import connection_parameters, topology_from_settings
 from chatsys.consumers.counters import CountersConsumer
 from chatsys.consumers.indexer import IndexerConsumer
 from chatsys.consumers.runner import Runner
 from chatsys.scripts import load, parser, serve_metrics
-from chatsys.search.interfaces import ISearch
+from chatsys.search.interfaces import ISearch, SearchUnavailable
 
 CHOICES = ("counters", "indexer", "all")
+log = logging.getLogger("chatsys.worker")
+
+
+def ensure_index(search, attempts: int = 30) -> None:
+    """Create the search index if it is missing; wait (bounded) for a backend that is still
+    starting rather than exit, and go on without it at worst: writes are retried until it is."""
+    for attempt in range(1, attempts + 1):
+        try:
+            search.ensure_index()
+            return
+        except SearchUnavailable as exc:
+            log.warning("search backend not ready (%s); attempt %d/%d", exc, attempt, attempts)
+            time.sleep(min(2.0 * attempt, 10.0))
 
 
 def main(argv=None) -> None:
@@ -27,7 +43,7 @@ def main(argv=None) -> None:
         consumers.append(CountersConsumer(engine))
     if args.consumer in ("indexer", "all"):
         search = env["request"].find_service(ISearch)
-        search.ensure_index()
+        ensure_index(search)
         consumers.append(IndexerConsumer(search))
     params = connection_parameters({**settings, "amqp.connection_name": f"chatsys-worker-{args.consumer}"})
     try:
@@ -38,6 +54,8 @@ def main(argv=None) -> None:
             engine,
             prefetch=args.prefetch,
             batch_size=args.batch,
+            retry_pause=float(settings.get("worker.retry_pause", 0.5)),
+            max_rounds=int(settings.get("worker.max_rounds", 5)),
         ).run()
     finally:
         env["closer"]()

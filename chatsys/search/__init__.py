@@ -1,6 +1,10 @@
 """The search service: backend chosen by ``search.backend`` and looked up per request."""
 
-from chatsys.search.interfaces import ISearch
+import logging
+
+from chatsys.search.interfaces import ISearch, SearchUnavailable
+
+log = logging.getLogger(__name__)
 
 
 def includeme(config) -> None:
@@ -8,7 +12,12 @@ def includeme(config) -> None:
     if settings["search.backend"] == "elasticsearch":
         from chatsys.search.elasticsearch import ElasticsearchSearch
 
-        config.register_service(ElasticsearchSearch.from_settings(settings), ISearch)
+        search = ElasticsearchSearch.from_settings(settings)
+        try:
+            search.ensure_index()  # created at start if missing; the workers do the same
+        except SearchUnavailable as exc:
+            log.warning("search index not ensured at start: %s", exc)
+        config.register_service(search, ISearch)
     else:
         from chatsys.search.database import DatabaseSearch
 

@@ -1,14 +1,16 @@
-"""The database search backend: SQL within one chat.
+"""The database search backend: SQL within one chat, newest first.
 
-A word of 3+ characters matches as a substring (``LIKE '%w%'`` with ``%``, ``_`` and ``\\``
-escaped); a shorter word matches at the start of a word (``REGEXP``).  Comparisons use the
-column's ``utf8mb4_unicode_ci`` collation, so they ignore case (and, for LIKE, accents).
-The scan is confined to one chat by the (chat_id, number) index, newest first.
+Every word narrows the rows with ``LIKE '%word%'`` (``%``, ``_`` and ``\\`` escaped), which the
+column's ``utf8mb4_unicode_ci`` collation makes case- and accent-insensitive; that is the whole
+rule for words of 3+ characters.  Shorter words must also start a word of the body, which SQL
+cannot say portably with accent folding, so those candidate rows are checked in Python with the
+reference semantics (``chatsys.search.query``), fetching further chunks until the page is full.
+The scan is confined to one chat by the (chat_id, number) index.  There is no relevance score:
+``sort=relevance`` gives newest first too.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -27,17 +29,13 @@ from chatsys.search.interfaces import (
     SearchPage,
     SearchRequest,
 )
-from chatsys.search.query import MIN_SUBSTRING
+from chatsys.search.query import MIN_SUBSTRING, matches_all
+
+CHUNK = 500  # candidate rows per query when short words need checking in Python
 
 
 def escape_like(word: str) -> str:
     return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def word_prefix_regex(word: str) -> str:
-    # PCRE (MariaDB) / ICU (MySQL 8): the word at the start of the body or after a non-word
-    # character.  Words hold only \w characters; re.escape guards the pattern all the same.
-    return rf"(^|[^[:alnum:]_]){re.escape(word)}"
 
 
 @implementer(ISearch)
@@ -48,20 +46,24 @@ class DatabaseSearch:
         self.dbsession = dbsession
 
     def search(self, request: SearchRequest) -> SearchPage:
-        # The database has no relevance score: both sorts are newest first.
+        before = cursors.decode(request, 1)[0] if request.cursor else None
         if not request.words:
             return SearchPage(hits=[], next_cursor=None)
         query = select(Message).where(Message.chat_id == request.chat.chat_id)
-        if request.cursor is not None:
-            (before,) = cursors.decode(request.cursor, 1)
-            query = query.where(Message.number < int(before))
         for word in request.words:
-            if len(word) >= MIN_SUBSTRING:
-                query = query.where(Message.body.like(f"%{escape_like(word)}%", escape="\\"))
-            else:
-                query = query.where(Message.body.regexp_match(word_prefix_regex(word)))
-        query = query.order_by(Message.number.desc()).limit(request.limit + 1)
-        rows = self.dbsession.execute(query).scalars().all()
+            query = query.where(Message.body.like(f"%{escape_like(word)}%", escape="\\"))
+        query = query.order_by(Message.number.desc())
+        short = tuple(w for w in request.words if len(w) < MIN_SUBSTRING)
+        chunk = max(request.limit + 1, CHUNK) if short else request.limit + 1
+
+        rows: list[Message] = []
+        while len(rows) <= request.limit:
+            page = query if before is None else query.where(Message.number < before)
+            candidates = self.dbsession.execute(page.limit(chunk)).scalars().all()
+            rows.extend(row for row in candidates if not short or matches_all(row.body, short))
+            if len(candidates) < chunk:
+                break
+            before = candidates[-1].number
         more = len(rows) > request.limit
         rows = rows[: request.limit]
         hits = [
@@ -76,7 +78,7 @@ class DatabaseSearch:
             )
             for row in rows
         ]
-        next_cursor = cursors.encode([rows[-1].number]) if more else None
+        next_cursor = cursors.encode(request, [rows[-1].number]) if more else None
         return SearchPage(hits=hits, next_cursor=next_cursor)
 
     def index(self, documents: Sequence[MessageDocument]) -> list[IndexResult]:

@@ -12,13 +12,8 @@ the result is :attr:`IndexOutcome.STALE`.  User text only ever reaches Elasticse
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import html
-import json
 import logging
-import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -27,12 +22,12 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch, TransportError
 from zope.interface import implementer
 
+from chatsys.search import cursor as cursors
 from chatsys.search.interfaces import (
     SORT_NEWEST,
     SORT_RELEVANCE,
     IndexOutcome,
     IndexResult,
-    InvalidCursor,
     ISearch,
     MessageDocument,
     SearchHit,
@@ -65,9 +60,6 @@ SORT_CLAUSES: dict[str, list[dict[str, Any]]] = {
     SORT_RELEVANCE: [{"_score": {"order": "desc"}}, {"message_number": {"order": "desc"}}],
 }
 SOURCE_FIELDS = ["chat_number", "message_number", "body", "version", "created_at", "updated_at"]
-
-MAX_CURSOR_LENGTH = 512
-MAX_INTEGER = 2**31 - 1  # the mapping's "integer"
 
 # Statuses that say "not now" rather than "never": the same request may succeed later.  A missing
 # index (404) is an operational problem (ensure_index has not run), not a fault of the document.
@@ -137,8 +129,15 @@ class ElasticsearchSearch:
         except TransportError as exc:
             raise SearchUnavailable(f"elasticsearch is unreachable: {exc}") from exc
 
-    def index(self, documents: Sequence[MessageDocument]) -> list[IndexResult]:
-        """Write ``documents`` in one ``_bulk`` request; one result per document, in order."""
+    def index(self, documents: Sequence[MessageDocument], target: str | None = None) -> list[IndexResult]:
+        """Write ``documents`` in one ``_bulk`` request; one result per document, in order.
+
+        ``target`` names a physical index instead of the alias (the reindex fills a new one).
+
+        Raises :class:`SearchUnavailable` when the request as a whole cannot be served now
+        (unreachable, timeout, 429/5xx for the request, alias missing); per-document RETRY means
+        the cluster answered but refused that document for now.
+        """
         if not documents:
             return []
         operations: list[dict[str, Any]] = []
@@ -157,22 +156,25 @@ class ElasticsearchSearch:
         try:
             # require_alias: with the alias missing, Elasticsearch would otherwise auto-create a
             # concrete index under the alias's name, with guessed mappings, and block the alias.
-            response = self.client.bulk(index=self.alias, operations=operations, require_alias=True)
+            response = self.client.bulk(
+                index=target or self.alias, operations=operations, require_alias=target is None
+            )
         except TransportError as exc:
-            log.warning("bulk request of %d documents failed: %s", len(documents), exc)
-            return [IndexResult(d.doc_id, IndexOutcome.RETRY, str(exc)) for d in documents]
+            raise SearchUnavailable(f"bulk request failed: {exc}") from exc
         except ApiError as exc:
             reason = _describe_error(exc.body)
-            outcome = _outcome(exc.meta.status, _error_type(exc.body))
-            log.warning(
-                "bulk request of %d documents answered %s: %s", len(documents), exc.meta.status, reason
-            )
-            return [IndexResult(d.doc_id, outcome, reason) for d in documents]
+            if _outcome(exc.meta.status, _error_type(exc.body)) is IndexOutcome.RETRY:
+                # The cluster refused the whole request for now: an outage, not these documents.
+                raise SearchUnavailable(f"bulk request answered {exc.meta.status}: {reason}") from exc
+            log.warning("bulk request of %d documents answered %s: %s", len(documents), exc.meta.status, reason)
+            return [IndexResult(d.doc_id, IndexOutcome.REJECTED, reason) for d in documents]
         items = response.body.get("items") or []
         if len(items) != len(documents):
-            log.error("bulk response has %d items for %d documents", len(items), len(documents))
-            return [IndexResult(d.doc_id, IndexOutcome.RETRY, "incomplete bulk response") for d in documents]
+            raise SearchUnavailable(f"bulk response has {len(items)} items for {len(documents)} documents")
         results = [_item_result(document, item) for document, item in zip(documents, items, strict=True)]
+        if any(r.error and r.error.startswith(_MISSING_INDEX) for r in results):
+            # The alias is gone (ensure_index has not run): every write waits for it.
+            raise SearchUnavailable(f"alias {self.alias!r} does not exist")
         for result in results:
             if result.outcome is IndexOutcome.REJECTED:
                 log.warning("document %s rejected: %s", result.doc_id, result.error)
@@ -180,7 +182,7 @@ class ElasticsearchSearch:
 
     def search(self, request: SearchRequest) -> SearchPage:
         """One page of the chat's messages matching every word of ``request``."""
-        search_after = decode_cursor(request) if request.cursor else None
+        search_after = cursors.decode(request, len(SORT_CLAUSES[request.sort])) if request.cursor else None
         if not request.words:
             return SearchPage(hits=[], next_cursor=None)
         body = search_body(request, search_after)
@@ -197,7 +199,7 @@ class ElasticsearchSearch:
         raw_hits = response.body["hits"]["hits"]
         # The body asks for one hit more than the page: its presence says a next page exists.
         page = raw_hits[: request.limit]
-        next_cursor = encode_cursor(request, page[-1]["sort"]) if len(raw_hits) > request.limit else None
+        next_cursor = cursors.encode(request, page[-1]["sort"]) if len(raw_hits) > request.limit else None
         return SearchPage(hits=[_search_hit(raw) for raw in page], next_cursor=next_cursor)
 
     def check(self) -> None:
@@ -427,51 +429,6 @@ def _render_fragment(text: str, spans: list[tuple[int, int]]) -> str:
         position = end
     out.append(text[position:])
     return "".join(out)
-
-
-# -- cursors -----------------------------------------------------------------------------------
-
-
-def encode_cursor(request: SearchRequest, values: Sequence[Any]) -> str:
-    """Opaque cursor: the sort values of the last hit of a page, bound to the search it came from
-    (chat, words and sort), so that it cannot be replayed on another search by mistake."""
-    raw = json.dumps({"f": _fingerprint(request), "a": list(values)}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def decode_cursor(request: SearchRequest) -> list[Any]:
-    """The ``search_after`` values of ``request.cursor``; :class:`InvalidCursor` unless this backend
-    made it for the same search."""
-    cursor = request.cursor or ""
-    if len(cursor) > MAX_CURSOR_LENGTH:
-        raise InvalidCursor("cursor is too long")
-    try:
-        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
-        data = json.loads(raw)
-    except (binascii.Error, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError too
-        raise InvalidCursor("cursor is not valid") from exc
-    if not isinstance(data, dict) or data.get("f") != _fingerprint(request):
-        raise InvalidCursor("cursor does not belong to this search")
-    values = data.get("a")
-    if not isinstance(values, list) or len(values) != len(SORT_CLAUSES[request.sort]):
-        raise InvalidCursor("cursor is not valid")
-    *scores, message_number = values
-    if not _is_message_number(message_number) or not all(_is_score(score) for score in scores):
-        raise InvalidCursor("cursor is not valid")
-    return values
-
-
-def _fingerprint(request: SearchRequest) -> str:
-    identity = json.dumps([request.chat.key, request.sort, list(request.words)], ensure_ascii=False)
-    return hashlib.sha256(identity.encode()).hexdigest()[:16]
-
-
-def _is_message_number(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INTEGER
-
-
-def _is_score(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _is_name(value: str) -> bool:

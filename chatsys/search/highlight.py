@@ -3,35 +3,36 @@
 from __future__ import annotations
 
 import html
-import re
 
-from chatsys.search.query import MIN_SUBSTRING
+from chatsys.search.query import fold, matcher
 
 FRAGMENT = 150  # characters of body around the first match
 
 
-def matcher(words: tuple[str, ...]) -> re.Pattern | None:
-    """A pattern finding each word where the search semantics say it matches."""
-    parts = []
-    for word in sorted(words, key=len, reverse=True):
-        escaped = re.escape(word)
-        parts.append(escaped if len(word) >= MIN_SUBSTRING else rf"(?<!\w){escaped}")
-    return re.compile("|".join(parts), re.IGNORECASE) if parts else None
-
-
 def fragment(body: str, words: tuple[str, ...]) -> str:
-    """An HTML-escaped piece of ``body`` with every match wrapped in ``<em>…</em>``."""
+    """An HTML-escaped piece of ``body`` with every match wrapped in ``<em>…</em>``.
+
+    Matching runs on the folded body (no case, no accents), and the spans are mapped back to the
+    original characters, so "cafe" marks "Café".
+    """
     pattern = matcher(words)
-    first = pattern.search(body) if pattern else None
-    start = 0
-    if first is not None and first.start() > FRAGMENT // 3:
-        start = first.start() - FRAGMENT // 3
-    piece = body[start : start + FRAGMENT]
-    out, last = [], 0
+    folded, origin = fold(body)
+    spans = []
     if pattern is not None:
-        for match in pattern.finditer(piece):
-            out.append(html.escape(piece[last : match.start()]))
-            out.append(f"<em>{html.escape(match.group())}</em>")
-            last = match.end()
-    out.append(html.escape(piece[last:]))
+        for match in pattern.finditer(folded):
+            if match.end() > match.start():
+                spans.append((origin[match.start()], origin[match.end() - 1] + 1))
+    start = 0
+    if spans and spans[0][0] > FRAGMENT // 3:
+        start = spans[0][0] - FRAGMENT // 3
+    end = start + FRAGMENT
+    out, position = [], start
+    for span_start, span_end in spans:
+        if span_start < position or span_start >= end:
+            continue
+        span_end = min(span_end, end)
+        out.append(html.escape(body[position:span_start]))
+        out.append(f"<em>{html.escape(body[span_start:span_end])}</em>")
+        position = span_end
+    out.append(html.escape(body[position:end]))
     return "".join(out)

@@ -114,7 +114,11 @@ class ISearch(Interface):
         """Messages of ``request.chat`` matching every word; raises InvalidCursor, SearchUnavailable."""
 
     def index(documents: Sequence[MessageDocument]) -> list[IndexResult]:
-        """Write documents with external versioning; one result per document, in order."""
+        """Write documents with external versioning; one result per document, in order.
+
+        Raises SearchUnavailable when nothing can be written now (an outage); RETRY results are
+        documents the backend refused for now while accepting the request.
+        """
 
     def check() -> None:
         """Raise SearchUnavailable if the backend cannot serve (used by /readyz)."""

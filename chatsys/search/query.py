@@ -1,17 +1,19 @@
 """Search semantics shared by every backend.
 
-``q`` is trimmed and must be 1 to 256 characters.  It is split into words at anything that is not
-a letter, digit or underscore, and lower-cased.  A message matches when every word occurs in its
-body, case-insensitively, as the start of a word — or, for words of 3 or more characters, anywhere
-inside a word.  A query with no words (only punctuation) matches nothing.
+``q`` is trimmed and must be 1 to 256 characters.  It is split into words — runs of ``\\w``
+(letters, digits, underscore; so "don't" is two words) — and lower-cased.  A message matches when
+every word occurs in its body, ignoring case and accents, as the start of a word, or — for words
+of 3 or more characters — anywhere inside a word.  A query with no words (only punctuation)
+matches nothing.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 MAX_QUERY_LENGTH = 256
-MIN_SUBSTRING = 3  # shorter words match word prefixes only (the trigram subfield needs 3)
+MIN_SUBSTRING = 3  # shorter words match word starts only (the trigram subfield needs 3)
 MAX_WORDS = 16
 
 _WORD = re.compile(r"\w+")
@@ -23,3 +25,40 @@ def words(text: str) -> tuple[str, ...]:
     for word in _WORD.findall(text.lower()):
         seen.setdefault(word, None)
     return tuple(seen)[:MAX_WORDS]
+
+
+def fold_char(char: str) -> str:
+    """One character lower-cased with its accents removed ("É" → "e"), as the index folds it."""
+    decomposed = unicodedata.normalize("NFKD", char.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def fold(text: str) -> tuple[str, list[int]]:
+    """``text`` folded, and for each folded character the index of the original it came from."""
+    out: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        folded = fold_char(char)
+        out.append(folded)
+        origin.extend([index] * len(folded))
+    return "".join(out), origin
+
+
+def matcher(query_words: tuple[str, ...]) -> re.Pattern | None:
+    """A pattern over *folded* text that finds each word where the semantics say it matches."""
+    parts = []
+    for word in sorted({fold(w)[0] for w in query_words}, key=len, reverse=True):
+        escaped = re.escape(word)
+        parts.append(escaped if len(word) >= MIN_SUBSTRING else rf"(?<!\w){escaped}")
+    return re.compile("|".join(parts)) if parts else None
+
+
+def matches_all(body: str, query_words: tuple[str, ...]) -> bool:
+    """Whether ``body`` matches every word (the reference semantics, in Python)."""
+    folded = fold(body)[0]
+    for word in query_words:
+        w = fold(word)[0]
+        found = (w in folded) if len(w) >= MIN_SUBSTRING else re.search(rf"(?<!\w){re.escape(w)}", folded)
+        if not found:
+            return False
+    return True

@@ -41,6 +41,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import fnmatch
 import functools
 import gzip
 import json
@@ -603,13 +604,18 @@ class ElasticsearchDouble:
         return 200, {"acknowledged": True, "shards_acknowledged": True, "index": name}
 
     def _get_index(self, name: str) -> tuple[int, Any]:
-        return 200, {
-            index.name: {
-                "aliases": {alias: _alias_body(props) for alias, props in index.aliases.items()},
-                "mappings": copy.deepcopy(index.mapping.definition),
-                "settings": index.settings_body(),
-            }
-            for index in self._resolve(name)
+        if "*" in name and "," not in name:
+            # A wildcard pattern over index names (what the reindex uses to find leftovers);
+            # like a real server's default allow_no_indices, no match is an empty answer.
+            matched = [i for n, i in sorted(self._indices.items()) if fnmatch.fnmatchcase(n, name)]
+            return 200, {index.name: self._index_body(index) for index in matched}
+        return 200, {index.name: self._index_body(index) for index in self._resolve(name)}
+
+    def _index_body(self, index: _Index) -> dict[str, Any]:
+        return {
+            "aliases": {alias: _alias_body(props) for alias, props in index.aliases.items()},
+            "mappings": copy.deepcopy(index.mapping.definition),
+            "settings": index.settings_body(),
         }
 
     def _delete_index(self, name: str) -> tuple[int, Any]:

@@ -105,8 +105,10 @@ class Processes:
     def relay(self, env: dict[str, str] | None = None, ini: Path | None = None) -> Proc:
         return self.spawn("relay", "chatsys-relay", env=env, ini=ini)
 
-    def worker(self, consumer: str = "all", env: dict[str, str] | None = None, *args: str) -> Proc:
-        return self.spawn(f"worker-{consumer}", "chatsys-worker", "--consumer", consumer, *args, env=env)
+    def worker(
+        self, consumer: str = "all", *args: str, env: dict[str, str] | None = None, ini: Path | None = None
+    ) -> Proc:
+        return self.spawn(f"worker-{consumer}", "chatsys-worker", "--consumer", consumer, *args, env=env, ini=ini)
 
     def stop_all(self) -> None:
         for proc in self.procs:

@@ -1,6 +1,6 @@
 """Fixtures of the search tests.
 
-``es_double`` is a running Elasticsearch test double.  ``es_target`` runs a test twice: against
+``es_double`` (from tests/conftest.py) is a running Elasticsearch test double.  ``es_target`` runs a test twice: against
 the double, and against the real Elasticsearch at ``CHATSYS_ELASTICSEARCH_URL`` — that second run
 is marked ``elasticsearch`` and reported as skipped when the variable is not set.
 """
@@ -12,7 +12,6 @@ from collections.abc import Iterator
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.support.es_double import ElasticsearchDouble
 from tests.support.es_targets import REAL_URL_ENV, EsTarget, real_url, unique_alias
 
 TARGETS = [
@@ -26,12 +25,6 @@ TARGETS = [
         ],
     ),
 ]
-
-
-@pytest.fixture
-def es_double() -> Iterator[ElasticsearchDouble]:
-    with ElasticsearchDouble() as double:
-        yield double
 
 
 @pytest.fixture

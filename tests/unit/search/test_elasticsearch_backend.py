@@ -15,7 +15,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from elasticsearch import ApiError, Elasticsearch
 
-from chatsys.search.elasticsearch import ElasticsearchSearch, _search_hit, encode_cursor, merge_highlights
+from chatsys.search.cursor import encode as encode_cursor
+from chatsys.search.elasticsearch import ElasticsearchSearch, _search_hit, merge_highlights
 from chatsys.search.interfaces import (
     SORT_NEWEST,
     SORT_RELEVANCE,
@@ -370,15 +371,29 @@ def test_a_batch_is_one_bulk_request_with_per_document_outcomes(es_double, es_cl
 
 
 @pytest.mark.parametrize(
-    ("status", "error_type", "outcome"),
+    ("status", "error_type"),
     [
-        (503, "unavailable_shards_exception", IndexOutcome.RETRY),
-        (429, "es_rejected_execution_exception", IndexOutcome.RETRY),
-        (500, "illegal_state_exception", IndexOutcome.RETRY),
-        (400, "illegal_argument_exception", IndexOutcome.REJECTED),
+        (503, "unavailable_shards_exception"),
+        (429, "es_rejected_execution_exception"),
+        (500, "illegal_state_exception"),
     ],
 )
-def test_a_failed_bulk_request_fails_every_document(
+def test_a_bulk_request_the_cluster_cannot_serve_now_is_unavailable(
+    status, error_type, es_double, es_client
+) -> None:
+    backend = ElasticsearchSearch(es_client, "messages")
+    backend.ensure_index()
+    es_double.inject_error("PUT", "/messages/_bulk", status=status, error_type=error_type)
+
+    with pytest.raises(SearchUnavailable, match=error_type):
+        backend.index([message(1, "one"), message(2, "two")])
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "outcome"),
+    [(400, "illegal_argument_exception", IndexOutcome.REJECTED)],
+)
+def test_a_refused_bulk_request_rejects_every_document(
     status, error_type, outcome, es_double, es_client
 ) -> None:
     backend = ElasticsearchSearch(es_client, "messages")
@@ -394,11 +409,10 @@ def test_a_failed_bulk_request_fails_every_document(
     assert all(error_type in r.error for r in results)
 
 
-def test_indexing_without_the_alias_is_retried_and_creates_nothing(es_target: EsTarget) -> None:
-    results = es_target.backend().index([message(1, "hello")])
+def test_indexing_without_the_alias_waits_and_creates_nothing(es_target: EsTarget) -> None:
+    with pytest.raises(SearchUnavailable, match="does not exist"):
+        es_target.backend().index([message(1, "hello")])
 
-    assert [r.outcome for r in results] == [IndexOutcome.RETRY]
-    assert "index_not_found_exception" in results[0].error
     assert not es_target.client.indices.exists(index=es_target.alias)
 
 
@@ -427,7 +441,8 @@ def test_an_unreachable_elasticsearch_is_unavailable_and_writes_are_retried(es_d
         backend.check()
     with pytest.raises(SearchUnavailable):
         backend.ensure_index()
-    assert [r.outcome for r in backend.index([message(1, "a"), message(2, "b")])] == [IndexOutcome.RETRY] * 2
+    with pytest.raises(SearchUnavailable):
+        backend.index([message(1, "a"), message(2, "b")])
 
 
 def test_timeouts_are_unavailable_and_retried(es_double) -> None:
@@ -439,7 +454,8 @@ def test_timeouts_are_unavailable_and_retried(es_double) -> None:
 
     with pytest.raises(SearchUnavailable):
         backend.search(request("hello"))
-    assert [r.outcome for r in backend.index([message(1, "a")])] == [IndexOutcome.RETRY]
+    with pytest.raises(SearchUnavailable):
+        backend.index([message(1, "a")])
 
 
 @pytest.mark.parametrize(

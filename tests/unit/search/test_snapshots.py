@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from chatsys.search.elasticsearch import ElasticsearchSearch, encode_cursor
+from chatsys.search.cursor import encode as encode_cursor
+from chatsys.search.elasticsearch import ElasticsearchSearch
 from chatsys.search.interfaces import SORT_NEWEST, SORT_RELEVANCE, ChatScope, MessageDocument, SearchRequest
 from chatsys.search.query import words
 from tests.support.es_double import RecordedRequest

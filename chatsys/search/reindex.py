@@ -1,0 +1,112 @@
+"""Rebuild the Elasticsearch index from MySQL behind the alias, while search keeps answering.
+
+1. Create a new physical index (mapping from :mod:`chatsys.search.mapping`) with refresh off.
+2. Bulk-load every message from MySQL into it, walking ``messages.id`` in batches.
+3. Restore the refresh interval, refresh, and swap the alias in one ``_aliases`` call: readers
+   and the indexer move from the old index to the new one atomically.
+4. Catch up: load again every message changed since the load began (minus a margin for clock
+   skew).  Edits the indexer wrote into the old index during the load are not lost; external
+   versions make the repeated writes harmless.
+5. Delete the old physical indices.
+
+A run that dies part-way leaves a half-built index that nothing reads; the next run deletes such
+orphans before it starts, so the command is safe to restart.  Run one at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from chatsys.models import utcnow
+from chatsys.search.elasticsearch import ElasticsearchSearch
+from chatsys.search.interfaces import IndexOutcome, MessageDocument
+from chatsys.search.mapping import index_mappings, index_settings, physical_index_name
+
+log = logging.getLogger(__name__)
+
+CLOCK_MARGIN = timedelta(minutes=5)
+LOAD_REFRESH = "-1"
+LIVE_REFRESH = "1s"
+
+ROWS = text(
+    "SELECT m.id, a.token, c.number AS chat_number, m.number, m.body, m.version, "
+    "m.created_at, m.updated_at "
+    "FROM messages m JOIN chats c ON c.id = m.chat_id JOIN applications a ON a.id = c.application_id "
+    "WHERE m.id > :after AND m.updated_at >= :since ORDER BY m.id LIMIT :batch"
+)
+
+
+class ReindexFailed(RuntimeError):
+    pass
+
+
+def documents(engine: Engine, batch: int, since=None) -> Iterator[list[MessageDocument]]:
+    """Every message (changed since ``since``), in batches, as search documents."""
+    after = 0
+    floor = since or datetime(1970, 1, 1)
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(ROWS, {"after": after, "since": floor, "batch": batch}).all()
+        if not rows:
+            return
+        yield [
+            MessageDocument(r.token, r.chat_number, r.number, r.body, r.version, r.created_at, r.updated_at)
+            for r in rows
+        ]
+        after = rows[-1].id
+
+
+def _load(search: ElasticsearchSearch, target: str, batches, progress: Callable[[int], None]) -> int:
+    loaded = 0
+    for docs in batches:
+        results = search.index(docs, target=target)
+        failed = [r for r in results if r.outcome not in (IndexOutcome.APPLIED, IndexOutcome.STALE)]
+        if failed:
+            raise ReindexFailed(f"{len(failed)} documents not indexed, e.g. {failed[0].doc_id}: {failed[0].error}")
+        loaded += len(docs)
+        progress(len(docs))
+    return loaded
+
+
+def reindex(
+    engine: Engine, search: ElasticsearchSearch, batch: int = 1000, progress: Callable[[int], None] = lambda n: None
+) -> str:
+    """Rebuild the index behind ``search.alias``; returns the new physical index name."""
+    client, alias = search.client, search.alias
+    current = sorted(client.indices.get_alias(name=alias).body) if client.indices.exists_alias(name=alias) else []
+    _delete_orphans(search, keep=current)
+    started = utcnow()
+    new = physical_index_name(alias)
+    body_settings = index_settings()
+    body_settings["refresh_interval"] = LOAD_REFRESH  # no refreshes while loading
+    client.indices.create(index=new, settings=body_settings, mappings=index_mappings())
+    log.info("loading %s (alias %s currently on %s)", new, alias, current or "nothing")
+    loaded = _load(search, new, documents(engine, batch), progress)
+    client.indices.put_settings(index=new, settings={"index": {"refresh_interval": LIVE_REFRESH}})
+    client.indices.refresh(index=new)
+
+    actions: list[dict] = [{"remove": {"index": name, "alias": alias}} for name in current]
+    actions.append({"add": {"index": new, "alias": alias, "is_write_index": True}})
+    client.indices.update_aliases(actions=actions)
+    log.info("alias %s now on %s (%d messages loaded)", alias, new, loaded)
+
+    caught_up = _load(search, alias, documents(engine, batch, since=started - CLOCK_MARGIN), progress)
+    log.info("caught up %d messages changed during the load", caught_up)
+    for name in current:
+        client.indices.delete(index=name)
+        log.info("deleted old index %s", name)
+    return new
+
+
+def _delete_orphans(search: ElasticsearchSearch, keep: list[str]) -> None:
+    """Indices of this alias's naming scheme that the alias does not point at: a dead run's."""
+    pattern = f"{search.alias}-v*"
+    names = search.client.options(ignore_status=404).indices.get(index=pattern).body
+    for name in sorted(set(names) - set(keep)):
+        search.client.indices.delete(index=name)
+        log.warning("deleted %s, left behind by an unfinished reindex", name)

@@ -1,0 +1,114 @@
+"""The database search backend on the shared table of search cases, and through the API."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from chatsys.search.database import DatabaseSearch
+from chatsys.search.interfaces import ChatScope, InvalidCursor, SearchRequest
+from chatsys.search.query import words
+from tests.support.api import create_application, create_chat, create_message
+from tests.support.search_cases import ASKED_APP_TOKEN, ASKED_CHAT_NUMBER, SEARCH_CASES
+
+
+def load(engine, messages) -> dict[tuple[str, int], int]:
+    """Insert the case's applications, chats and messages; return chat ids by (token, number)."""
+    chats: dict[tuple[str, int], int] = {}
+    with engine.begin() as conn:
+        apps: dict[str, int] = {}
+        for m in messages:
+            if m.app_token not in apps:
+                apps[m.app_token] = conn.execute(
+                    text("INSERT INTO applications (token, name, created_at, updated_at) VALUES (:t, 'c', NOW(6), NOW(6))"),
+                    {"t": m.app_token},
+                ).lastrowid
+            key = (m.app_token, m.chat_number)
+            if key not in chats:
+                chats[key] = conn.execute(
+                    text("INSERT INTO chats (application_id, number, created_at, updated_at) VALUES (:a, :n, NOW(6), NOW(6))"),
+                    {"a": apps[m.app_token], "n": m.chat_number},
+                ).lastrowid
+            conn.execute(
+                text("INSERT INTO messages (chat_id, number, body, created_at, updated_at) VALUES (:c, :n, :b, NOW(6), NOW(6))"),
+                {"c": chats[key], "n": m.number, "b": m.body},
+            )
+    return chats
+
+
+def request_for(chats, query: str, limit: int = 20, cursor=None) -> SearchRequest:
+    scope = ChatScope(ASKED_APP_TOKEN, ASKED_CHAT_NUMBER, chats.get((ASKED_APP_TOKEN, ASKED_CHAT_NUMBER), 0))
+    return SearchRequest(chat=scope, text=query, words=words(query), limit=limit, cursor=cursor)
+
+
+@pytest.mark.parametrize("case", SEARCH_CASES, ids=[c.name for c in SEARCH_CASES])
+def test_search_cases(engine, clean, case):
+    chats = load(engine, case.messages)
+    with Session(engine) as session:
+        page = DatabaseSearch(session).search(request_for(chats, case.query))
+    assert tuple(hit.message_number for hit in page.hits) == case.expected
+
+
+def test_pages_cover_every_hit_once_and_cursors_are_checked(engine, clean):
+    from tests.support.search_cases import CaseMessage
+
+    bodies = [CaseMessage(n, f"item {n} {'ab' if n % 3 else 'zz'}") for n in range(1, 48)]
+    chats = load(engine, bodies)
+    expected = [m.number for m in reversed(bodies) if m.number % 3]
+    with Session(engine) as session:
+        backend = DatabaseSearch(session)
+        seen, cursor = [], None
+        while True:
+            page = backend.search(request_for(chats, "ab item", limit=7, cursor=cursor))
+            seen += [h.message_number for h in page.hits]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert seen == expected
+        with pytest.raises(InvalidCursor):
+            backend.search(request_for(chats, "other words", cursor=backend.search(request_for(chats, "ab", limit=1)).next_cursor))
+
+
+def test_search_api_highlights_and_paginates(testapp):
+    token = create_application(testapp)["app_token"]
+    create_chat(testapp, token)
+    create_chat(testapp, token)
+    for i in range(5):
+        create_message(testapp, token, 1, f"Café <b>{i}</b> hello")
+    create_message(testapp, token, 2, "hello from another chat")
+    url = f"/applications/{token}/chats/1/messages/search"
+    first = testapp.get(url, {"q": "CAFE hel", "limit": 2}).json
+    assert [h["message_number"] for h in first["data"]] == [5, 4]
+    assert first["data"][0]["highlight"] == "<em>Café</em> &lt;b&gt;4&lt;/b&gt; <em>hel</em>lo"
+    rest = testapp.get(first["pagination"]["next"]).json
+    assert [h["message_number"] for h in rest["data"]] == [3, 2]
+    assert testapp.get(url, {"q": "nothing"}).json["data"] == []
+
+
+@pytest.mark.parametrize(
+    "params,field",
+    [
+        ({}, "q"),
+        ({"q": "   "}, "q"),
+        ({"q": "x" * 257}, "q"),
+        ({"q": "a", "limit": "0"}, "limit"),
+        ({"q": "a", "limit": "101"}, "limit"),
+        ({"q": "a", "sort": "oldest"}, "sort"),
+        ({"q": "a", "cursor": "garbage!"}, "cursor"),
+    ],
+)
+def test_search_parameters_are_validated(testapp, params, field):
+    token = create_application(testapp)["app_token"]
+    create_chat(testapp, token)
+    res = testapp.get(f"/applications/{token}/chats/1/messages/search", params, status=422)
+    assert res.json["error"]["details"][0]["field"] == field
+
+
+@pytest.mark.parametrize("q", ["*", '"', "\\", "OR", "{", "%", "_", "' OR 1=1 --", "a%b_c\\d", "){}[]"])
+def test_query_syntax_is_plain_text(testapp, q):
+    token = create_application(testapp)["app_token"]
+    create_chat(testapp, token)
+    create_message(testapp, token, 1, "plain words only")
+    hits = testapp.get(f"/applications/{token}/chats/1/messages/search", {"q": q}).json["data"]
+    assert hits == []

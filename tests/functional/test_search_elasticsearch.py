@@ -1,0 +1,146 @@
+"""Search with the Elasticsearch backend end to end: API → outbox → relay → indexer worker →
+the Elasticsearch test double (through the real client) → the search endpoint (I4)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pika
+import pytest
+from elasticsearch import Elasticsearch
+from sqlalchemy import text
+
+from tests.conftest import amqp_channel, make_app, process_overrides
+from tests.support.api import create_application, create_chat, create_message, messages_url
+from tests.support.db import TESTING_INI
+from tests.support.pipeline import queue_depth, wait_drained
+from tests.support.processes import write_ini
+from tests.support.wait import wait_for
+from tests.support.webapp import CheckedTestApp
+
+
+@pytest.fixture
+def es(settings, es_double, tmp_path):
+    """App settings and a child-process ini that search through the double under a fresh alias."""
+    alias = f"chatsys-test-{uuid.uuid4().hex[:8]}"
+    search = {
+        "search.backend": "elasticsearch",
+        "elasticsearch.url": es_double.url,
+        "elasticsearch.index": alias,
+    }
+    ini = write_ini(
+        tmp_path / "es.ini",
+        TESTING_INI,
+        process_overrides(settings, **search, **{"worker.retry_pause": "0.05", "worker.max_rounds": "2"}),
+    )
+    return {"settings": {**settings, **search}, "ini": ini, "alias": alias, "double": es_double}
+
+
+@pytest.fixture
+def es_app(es, clean):
+    return CheckedTestApp(make_app(es["settings"]))
+
+
+def indexed(es, engine) -> dict[str, tuple[int, str]]:
+    """doc id → (version, body) as the double holds them."""
+    return {k: (d.version, d.source["body"]) for k, d in es["double"].documents(es["alias"]).items()}
+
+
+def truth(engine) -> dict[str, tuple[int, str]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT a.token, c.number AS chat, m.number, m.version, m.body FROM messages m "
+                "JOIN chats c ON c.id = m.chat_id JOIN applications a ON a.id = c.application_id"
+            )
+        ).all()
+    return {f"{r.token}:{r.chat}:{r.number}": (r.version, r.body) for r in rows}
+
+
+def refresh(es) -> None:
+    """What Elasticsearch does every second by itself (the double waits to be told)."""
+    Elasticsearch(es["double"].url).indices.refresh(index=es["alias"])
+
+
+def search(app, token, chat, q):
+    return [h["message_number"] for h in app.get(f"{messages_url(token, chat)}/search", {"q": q}).json["data"]]
+
+
+def test_messages_and_edits_reach_the_index_and_the_search_endpoint(es, es_app, procs, engine, broker):
+    procs.relay(ini=es["ini"])
+    procs.worker("all", ini=es["ini"])
+    token = create_application(es_app)["app_token"]
+    create_chat(es_app, token)
+    create_message(es_app, token, 1, "hello world")
+    create_message(es_app, token, 1, "goodbye moon")
+    es_app.patch_json(messages_url(token, 1) + "/2", {"body": "goodbye sun"})
+    wait_drained(engine)
+    wait_for(lambda: indexed(es, engine) == truth(engine), message="index equals MySQL")
+    refresh(es)
+    assert search(es_app, token, 1, "ell") == [1]
+    assert search(es_app, token, 1, "sun") == [2]
+    assert search(es_app, token, 1, "moon") == []  # the old text is gone
+    hit = es_app.get(f"{messages_url(token, 1)}/search", {"q": "wor"}).json["data"][0]
+    assert hit["highlight"] == "hello <em>wor</em>ld" and hit["version"] == 1
+
+
+def test_redelivered_and_reordered_events_leave_the_newest_version(es, es_app, procs, engine, settings, broker):
+    procs.relay(ini=es["ini"])
+    procs.worker("indexer", ini=es["ini"])
+    token = create_application(es_app)["app_token"]
+    create_chat(es_app, token)
+    create_message(es_app, token, 1, "v1")
+    for body in ("v2", "v3"):
+        es_app.patch_json(messages_url(token, 1) + "/1", {"body": body})
+    wait_for(lambda: indexed(es, engine) == truth(engine), message="index at v3")
+    with engine.connect() as conn:
+        events = [json.loads(p) for (p,) in conn.execute(text("SELECT payload FROM outbox_events WHERE type LIKE 'message.%' ORDER BY id"))]
+    with amqp_channel(settings) as channel:
+        channel.confirm_delivery()
+        for event in reversed(events * 2):  # every version again, newest first: stale all
+            channel.basic_publish(
+                broker.events_exchange, event["type"], json.dumps(event).encode(),
+                pika.BasicProperties(message_id=event["event_id"]),
+            )
+        wait_for(lambda: queue_depth(channel, broker.queue("indexer")) == 0, message="redeliveries taken")
+    # A sentinel message behind them in the queue: once it is indexed, they were all applied.
+    create_message(es_app, token, 1, "sentinel")
+    wait_for(lambda: len(indexed(es, engine)) == 2, message="sentinel indexed")
+    doc = es["double"].document(es["alias"], f"{token}:1:1")
+    assert (doc.version, doc.source["body"]) == (3, "v3")
+
+
+def test_a_document_the_index_keeps_failing_is_dead_lettered_after_the_delivery_limit(
+    es, es_app, procs, engine, settings, broker
+):
+    procs.relay(ini=es["ini"])
+    procs.worker("indexer", ini=es["ini"])
+    token = create_application(es_app)["app_token"]
+    create_chat(es_app, token)
+    es["double"].fail_bulk_item(f"{token}:1:2", status=500, error_type="internal", times=10_000)
+    for i in range(1, 4):
+        create_message(es_app, token, 1, f"message {i}")
+    with amqp_channel(settings) as channel:
+        wait_for(
+            lambda: queue_depth(channel, broker.dead_queue("indexer")) == 1,
+            timeout=60,
+            message="dead-lettered after the delivery limit",
+        )
+        method, properties, _ = channel.basic_get(broker.dead_queue("indexer"))
+        channel.basic_nack(method.delivery_tag, requeue=True)
+    deaths = properties.headers["x-death"]
+    assert deaths[0]["reason"] == "delivery_limit"
+    # The others were not blocked behind it.
+    assert set(indexed(es, engine)) == {f"{token}:1:1", f"{token}:1:3"}
+
+
+def test_readyz_checks_elasticsearch_when_it_is_the_backend(es, es_app):
+    assert es_app.get("/readyz").json["checks"]["elasticsearch"] == "ok"
+    es["double"].stop()
+    res = es_app.get("/readyz", status=503)
+    assert res.json["checks"]["elasticsearch"] == "unavailable"
+    token = create_application(es_app)["app_token"]
+    create_chat(es_app, token)
+    res = es_app.get(f"{messages_url(token, 1)}/search", {"q": "x"}, status=503)
+    assert res.json["error"]["code"] == "service_unavailable"
