@@ -56,7 +56,7 @@ def settings(namespace) -> dict:
 
 @pytest.fixture(scope="session")
 def engine(settings):
-    engine = create_engine(settings["sqlalchemy.url"], isolation_level="READ COMMITTED")
+    engine = create_engine(settings["sqlalchemy.url"], isolation_level="READ COMMITTED", pool_pre_ping=True)
     yield engine
     engine.dispose()
 
@@ -165,7 +165,7 @@ PROCESS_KEYS = (
 
 def process_overrides(settings, **extra) -> dict:
     """What a child process's ini must say to use this run's database, Redis and broker names."""
-    return {**{k: settings[k] for k in PROCESS_KEYS}, "relay.idle_max": "0.05", **extra}
+    return {**{k: settings[k] for k in PROCESS_KEYS}, "relay.idle_max": "0.05", "relay.max_attempts": "50", **extra}
 
 
 @pytest.fixture(scope="session")

@@ -97,7 +97,7 @@ class Runner:
                 self._disconnect()
             if not self._stopping:
                 self._sleep(delay)
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2, 5.0)
         log.info("worker stopped")
 
     # -- connection -------------------------------------------------------------------------------

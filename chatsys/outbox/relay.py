@@ -158,7 +158,7 @@ class Relay:
                 log.warning("broker unavailable: %s", exc.__class__.__name__)
             if not self._stopping:
                 self._sleep(self._reconnect_delay)
-                self._reconnect_delay = min(self._reconnect_delay * 2, 30.0)
+                self._reconnect_delay = min(self._reconnect_delay * 2, 5.0)
         log.info("relay stopped")
 
     def stop(self) -> None:

@@ -1,0 +1,88 @@
+"""Fixtures of the fault-injection suite: a whole system per scenario, and the scenario report.
+
+Every scenario appends one JSON line to the report (``CHATSYS_FAULT_REPORT``, by default a file
+in the run's temporary directory) and a row to the table printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+
+import pytest
+
+from tests.conftest import amqp_channel, process_overrides
+from tests.faults.harness import Report, System, WireTap
+from tests.support.db import TESTING_INI
+from tests.support.processes import Processes, write_ini
+
+REPORTS: list[Report] = []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def scenario(request, settings, clean, broker, es_double, engine, tmp_path, tmp_path_factory):
+    """Everything one scenario needs; the system's processes are stopped afterwards."""
+    alias = f"chatsys-faults-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    overrides = process_overrides(
+        settings,
+        **{
+            "search.backend": "elasticsearch",
+            "elasticsearch.url": es_double.url,
+            "elasticsearch.index": alias,
+            "worker.retry_pause": "0.05",
+            "worker.max_rounds": "2",
+            "relay.backoff_base": "0.05",
+            "relay.backoff_max": "0.5",
+        },
+    )
+    ini = write_ini(tmp_path / "faults.ini", TESTING_INI, overrides, listen=f"127.0.0.1:{port}")
+    procs = Processes(ini, tmp_path)
+    name = request.node.name.removeprefix("test_")
+    report = Report(name)
+
+    def channel():
+        return amqp_channel(settings)
+
+    class Scenario:
+        pass
+
+    s = Scenario()
+    s.settings, s.engine, s.topology, s.double, s.alias = settings, engine, broker, es_double, alias
+    s.ini, s.procs, s.report, s.channel = ini, procs, report, channel
+    s.system = System(procs, ini, f"http://127.0.0.1:{port}")
+    s.tap = WireTap(channel, broker)
+    yield s
+    procs.stop_all()
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        print(procs.dump())
+    REPORTS.append(report)
+    path = os.environ.get("CHATSYS_FAULT_REPORT") or str(tmp_path_factory.getbasetemp() / "faults.jsonl")
+    with open(path, "a") as handle:
+        handle.write(report.line() + "\n")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not REPORTS:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("fault-injection scenarios")
+    write(f"{'scenario':44} {'requests':>8} {'acked':>6} {'failed':>7} {'wire dup':>8} {'settle s':>8}  invariants")
+    for r in REPORTS:
+        held = sum(r.invariants.values())
+        write(
+            f"{r.scenario:44} {r.requests:8d} {r.acknowledged:6d} {sum(r.failed.values()):7d} "
+            f"{r.duplicates_on_wire:8d} {r.settle_seconds:8.1f}  {held}/{len(r.invariants)} held"
+        )
+        write(f"    faults: {'; '.join(r.faults) or '-'}")
+        if r.measured:
+            write(f"    measured: {json.dumps(r.measured)}")
