@@ -15,7 +15,9 @@ requires = [
     "transaction==5.1",
     "zope.sqlalchemy==4.1",
     "alembic==1.20.1",
-    "PyMySQL==1.2.4",
+    # [rsa] brings cryptography: MySQL 8.4 authenticates with caching_sha2_password, whose first
+    # login after a server start sends the password RSA-encrypted over a non-TLS connection.
+    "PyMySQL[rsa]==1.2.4",
     "redis==8.1.0",
     "pika==1.4.4",
     "elasticsearch==8.19.3",
