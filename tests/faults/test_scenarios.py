@@ -112,6 +112,7 @@ def test_worker_killed_with_a_full_prefetch_window(scenario):
     settle_and_check(s, load)
 
 
+@pytest.mark.services
 def test_broker_stopped_for_twenty_seconds(scenario):
     s = scenario
     s.system.start()
@@ -215,6 +216,7 @@ def test_out_of_order_edits_leave_the_newest_version(scenario):
     settle_and_check(s, load)
 
 
+@pytest.mark.services
 def test_redis_flushall_and_restart_during_creates(scenario):
     s = scenario
     s.system.start()
@@ -247,6 +249,7 @@ def test_redis_counter_below_the_database_maximum(scenario):
     assert all(op.ok for op in load.ops)  # conflicts were retried inside the requests
 
 
+@pytest.mark.services
 def test_mariadb_restarted_during_load(scenario):
     s = scenario
     s.system.start()

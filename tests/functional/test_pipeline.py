@@ -9,6 +9,7 @@ import json
 import threading
 
 import pika
+import pytest
 from sqlalchemy import text
 
 from chatsys import faults
@@ -180,6 +181,7 @@ def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
 
 
+@pytest.mark.services
 def test_broker_restart_while_creates_continue(testapp, procs, engine, settings):
     from tests.conftest import make_app
     from tests.support.http import Client, serve

@@ -5,11 +5,13 @@ every process."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 from pathlib import Path
 
+import pytest
 import urllib3
 
 from tests.conftest import process_overrides
@@ -31,6 +33,7 @@ def test_readme_commands_are_the_ones_tested():
     assert "make test" in ci
 
 
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed (e.g. in the test container)")
 def test_make_run_serves_the_whole_pipeline_and_stops_on_ctrl_c(settings, clean, broker, tmp_path):
     port = free_port()
     ini = write_ini(tmp_path / "run.ini", TESTING_INI, process_overrides(settings), listen=f"127.0.0.1:{port}")

@@ -6,7 +6,6 @@ own alias and deletes its indices afterwards, so runs can share a cluster.
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -14,13 +13,14 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from chatsys.search.elasticsearch import ElasticsearchSearch
+from tests.support.env import SERVER_ENV
 from tests.support.es_double import ElasticsearchDouble
 
 REAL_URL_ENV = "CHATSYS_ELASTICSEARCH_URL"
 
 
 def real_url() -> str | None:
-    return os.environ.get(REAL_URL_ENV) or None
+    return SERVER_ENV.get(REAL_URL_ENV) or None
 
 
 def unique_alias() -> str:

@@ -100,7 +100,8 @@ def test_commands_are_the_procfiles_with_production_ini(services):
         if line.strip() and not line.lstrip().startswith("#"):
             name, _, command = line.partition(":")
             procfile[name.strip()] = [
-                "production.ini" if arg == "development.ini" else arg for arg in shlex.split(command)
+                "production.ini" if arg in ("development.ini", "${CHATSYS_INI:-development.ini}") else arg
+                for arg in shlex.split(command)
             ]
     assert set(procfile) == set(APPS)
     for name, argv in procfile.items():
