@@ -36,7 +36,7 @@ tests_require = [
     "WebTest==3.0.7",
     "openapi-core==0.23.1",
     "openapi-spec-validator==0.8.5",
-    "factory-boy==3.3.3",
+    "ruff==0.17.5",
 ]
 
 setup(

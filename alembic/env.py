@@ -3,10 +3,10 @@
 from logging.config import fileConfig
 
 import plaster
-from alembic import context
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from alembic import context
 from chatsys.db import get_engine
 from chatsys.models import metadata
 from chatsys.settings import resolve_settings

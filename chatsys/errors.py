@@ -1,6 +1,6 @@
 """Domain errors with stable codes.  Views raise them; ``views/errors.py`` renders one JSON shape:
 
-    {"error": {"code": "not_found", "message": "…", "details": …}}
+{"error": {"code": "not_found", "message": "…", "details": …}}
 """
 
 from __future__ import annotations

@@ -75,9 +75,7 @@ class Lookups:
             return None
         ref = self.applications.get(token)
         if ref is None:
-            app_id = dbsession.execute(
-                select(Application.id).where(Application.token == token)
-            ).scalar_one_or_none()
+            app_id = dbsession.execute(select(Application.id).where(Application.token == token)).scalar_one_or_none()
             if app_id is None:
                 return None
             ref = ApplicationRef(app_id, token)

@@ -49,9 +49,7 @@ class OutboxCollector:
         age = GaugeMetricFamily(
             "chatsys_outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox row."
         )
-        parked = GaugeMetricFamily(
-            "chatsys_outbox_parked", "Outbox rows the relay gave up on (chatsys-deadletters)."
-        )
+        parked = GaugeMetricFamily("chatsys_outbox_parked", "Outbox rows the relay gave up on (chatsys-deadletters).")
         try:
             with self.engine.connect() as conn:
                 rows = {r.status: r for r in conn.execute(OUTBOX_BACKLOG)}

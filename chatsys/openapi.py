@@ -40,9 +40,7 @@ def openapi_json(request) -> Response:
 
 
 def docs(request) -> Response:
-    page = DOCS_PAGE.format(
-        static=request.route_url("docs.static", subpath=()), spec=request.route_url("openapi")
-    )
+    page = DOCS_PAGE.format(static=request.route_url("docs.static", subpath=()), spec=request.route_url("openapi"))
     return Response(page, content_type="text/html", charset="utf-8")
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from chatsys.models import Application, Chat, Message
 from chatsys.outbox.events import isoformat
+from chatsys.search.interfaces import SearchHit
 
 
 def application_json(app: Application) -> dict[str, Any]:
@@ -28,24 +29,23 @@ def chat_json(chat: Chat) -> dict[str, Any]:
     }
 
 
-def message_json(message: Message, chat_number: int) -> dict[str, Any]:
+def _message_fields(chat_number: int, number: int, body: str, version: int, created_at, updated_at) -> dict:
     return {
         "chat_number": chat_number,
-        "message_number": message.number,
-        "body": message.body,
-        "version": message.version,
-        "created_at": isoformat(message.created_at),
-        "updated_at": isoformat(message.updated_at),
+        "message_number": number,
+        "body": body,
+        "version": version,
+        "created_at": isoformat(created_at),
+        "updated_at": isoformat(updated_at),
     }
 
 
-def search_hit_json(hit) -> dict[str, Any]:
-    return {
-        "chat_number": hit.chat_number,
-        "message_number": hit.message_number,
-        "body": hit.body,
-        "version": hit.version,
-        "created_at": isoformat(hit.created_at),
-        "updated_at": isoformat(hit.updated_at),
-        "highlight": hit.highlight,
-    }
+def message_json(message: Message, chat_number: int) -> dict[str, Any]:
+    return _message_fields(
+        chat_number, message.number, message.body, message.version, message.created_at, message.updated_at
+    )
+
+
+def search_hit_json(hit: SearchHit) -> dict[str, Any]:
+    fields = _message_fields(hit.chat_number, hit.message_number, hit.body, hit.version, hit.created_at, hit.updated_at)
+    return {**fields, "highlight": hit.highlight}

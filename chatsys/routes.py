@@ -24,21 +24,17 @@ def includeme(config) -> None:
     config.add_route("compat.chats.collection", "/chats", factory=r.compat_chats_factory)
     config.add_route("compat.chats.update", "/chats/{chat_number}", factory=r.compat_chat_factory)
     config.add_route("compat.chats.item", "/chats/{token}/{chat_number}", factory=r.chat_factory)
-    config.add_route(
-        "compat.chats.messages", "/chats/{token}/{chat_number}/messages", factory=r.chat_factory
-    )
-    config.add_route(
-        "compat.chats.search", "/chats/{token}/{chat_number}/search/{q}", factory=r.chat_factory
-    )
+    config.add_route("compat.chats.messages", "/chats/{token}/{chat_number}/messages", factory=r.chat_factory)
+    config.add_route("compat.chats.search", "/chats/{token}/{chat_number}/search/{q}", factory=r.chat_factory)
     config.add_route("compat.messages.collection", "/messages", factory=r.compat_messages_factory)
+    config.add_route("compat.messages.update", "/messages/{message_number}", factory=r.compat_message_factory)
     config.add_route(
-        "compat.messages.update", "/messages/{message_number}", factory=r.compat_message_factory
-    )
-    config.add_route(
-        "compat.messages.item", "/messages/{token}/{chat_number}/{message_number}",
+        "compat.messages.item",
+        "/messages/{token}/{chat_number}/{message_number}",
         factory=r.message_factory,
     )
     config.add_route(
-        "compat.messages.search", "/messages/{token}/{chat_number}/search/{q}",
+        "compat.messages.search",
+        "/messages/{token}/{chat_number}/search/{q}",
         factory=r.chat_factory,
     )

@@ -33,9 +33,7 @@ ROOT = "$"
 def _validator(schema_name: str) -> Draft4Validator:
     # OpenAPI 3.0 schema objects are (close to) JSON Schema draft 4; the document is registered
     # as one resource so that $refs between components resolve.
-    registry = Registry().with_resource(
-        SPEC_URI, Resource.from_contents(load_spec(), default_specification=DRAFT4)
-    )
+    registry = Registry().with_resource(SPEC_URI, Resource.from_contents(load_spec(), default_specification=DRAFT4))
     schema = {"$ref": f"{SPEC_URI}#/components/schemas/{schema_name}"}
     return Draft4Validator(schema, registry=registry)
 
@@ -57,8 +55,10 @@ def _describe(error: ValidationError) -> list[dict]:
             return [{"field": ROOT, "message": "the request body must be a JSON object"}]
         return [{"field": field, "message": f"must be of type {expected}"}]
     if kind == "minLength":
-        message = "must not be empty" if error.validator_value == 1 else (
-            f"must be at least {error.validator_value} characters"
+        message = (
+            "must not be empty"
+            if error.validator_value == 1
+            else (f"must be at least {error.validator_value} characters")
         )
     elif kind == "maxLength":
         message = f"must be at most {error.validator_value} characters"

@@ -6,8 +6,9 @@ Create Date: 2026-11-27
 """
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects.mysql import DATETIME
+
+from alembic import op
 
 revision = "0001"
 down_revision = None
@@ -42,9 +43,7 @@ def upgrade() -> None:
         sa.Column("created_at", TS, nullable=False),
         sa.Column("updated_at", TS, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_chats"),
-        sa.ForeignKeyConstraint(
-            ["application_id"], ["applications.id"], name="fk_chats_application_id_applications"
-        ),
+        sa.ForeignKeyConstraint(["application_id"], ["applications.id"], name="fk_chats_application_id_applications"),
         # Also the index for "chats of an application by number" (lists, lookups, MAX(number)).
         sa.UniqueConstraint("application_id", "number", name="uq_chats_application_id_number"),
         **TABLE_OPTS,

@@ -6,8 +6,9 @@ Create Date: 2026-11-27
 """
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects.mysql import DATETIME
+
+from alembic import op
 
 revision = "0002"
 down_revision = "0001"

@@ -74,9 +74,7 @@ class CountersConsumer:
             if e.delivery.tag in outcomes:
                 continue
             child = ("chat", e.data["chat_id"]) if e.type == CHAT_CREATED else ("message", e.data["message_id"])
-            outcomes[e.delivery.tag] = (
-                Poison(f"{child[0]} {child[1]} does not exist") if child in missing else OK
-            )
+            outcomes[e.delivery.tag] = Poison(f"{child[0]} {child[1]} does not exist") if child in missing else OK
         return outcomes
 
     def _count(self, conn: Connection, chats: dict[int, int], messages: dict[int, int]) -> set:

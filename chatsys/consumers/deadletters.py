@@ -118,9 +118,7 @@ class DeadLetterQueues:
                 if method is None:
                     break
                 reason, deaths = _death(properties)
-                found.append(
-                    DeadLetter(consumer, properties.message_id, properties.type, reason, deaths, None, body)
-                )
+                found.append(DeadLetter(consumer, properties.message_id, properties.type, reason, deaths, None, body))
         finally:
             connection.close()
         errors = _errors(self.engine, consumer, [d.message_id for d in found if d.message_id])

@@ -109,9 +109,7 @@ class Runner:
         channel.basic_qos(prefetch_count=self.prefetch)
         for name in self.consumers:
             self._buffers[name] = []
-            channel.basic_consume(
-                self.topology.queue(name), on_message_callback=partial(self._on_message, name)
-            )
+            channel.basic_consume(self.topology.queue(name), on_message_callback=partial(self._on_message, name))
         self._channel = channel
         log.info("consuming %s (prefetch %d)", ", ".join(self.consumers), self.prefetch)
 
@@ -125,9 +123,7 @@ class Runner:
                 pass
 
     def _on_message(self, name, channel, method, properties, body) -> None:
-        self._buffers[name].append(
-            Delivery(method.delivery_tag, properties.message_id, body, method.redelivered)
-        )
+        self._buffers[name].append(Delivery(method.delivery_tag, properties.message_id, body, method.redelivered))
 
     def _sleep(self, seconds: float) -> None:
         """Pause without starving the connection (heartbeats keep flowing)."""

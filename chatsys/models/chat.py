@@ -16,9 +16,7 @@ class Chat(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    application_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("applications.id"), nullable=False
-    )
+    application_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("applications.id"), nullable=False)
     number: Mapped[int] = mapped_column(Integer, nullable=False)
     name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     messages_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

@@ -1,4 +1,4 @@
-"""The outbox relay: moves committed outbox rows to RabbitMQ, at least once, in order of id.
+"""The outbox relay: moves committed outbox rows to RabbitMQ, at least once, oldest first.
 
 One loop, on pika's SelectConnection I/O loop (so heartbeats are served while idle):
 
@@ -42,14 +42,16 @@ from chatsys.stats import RateLog
 
 log = logging.getLogger(__name__)
 
+# Oldest due first, in index order: ORDER BY id alone would sort every due row on each claim
+# (a filesort over the whole backlog), while (next_attempt_at, id) walks the index.  New rows
+# get next_attempt_at = their creation time, so this is creation order but for retries.
 CLAIM = text(
     "SELECT id, event_id, type, payload, attempts FROM outbox_events "
     "WHERE status = 'pending' AND next_attempt_at <= :now "
-    "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
+    "ORDER BY next_attempt_at, id LIMIT :limit FOR UPDATE SKIP LOCKED"
 )
 MARK_PUBLISHED = text(
-    "UPDATE outbox_events SET status = 'published', published_at = :now, next_attempt_at = :now "
-    "WHERE id IN :ids"
+    "UPDATE outbox_events SET status = 'published', published_at = :now, next_attempt_at = :now WHERE id IN :ids"
 ).bindparams(bindparam("ids", expanding=True))
 MARK_FAILED = text(
     "UPDATE outbox_events SET attempts = :attempts, status = :status, "
@@ -59,6 +61,10 @@ PURGE = text(
     "DELETE FROM outbox_events WHERE status = 'published' AND next_attempt_at < :cutoff "
     "ORDER BY next_attempt_at LIMIT :limit"
 )
+# Idempotency keys are promised for at least a day (the OpenAPI document); the relay is the one
+# process that always runs, so it does this housekeeping too.
+PURGE_KEYS = text("DELETE FROM idempotency_keys WHERE created_at < :cutoff ORDER BY created_at LIMIT :limit")
+PURGE_BUDGET = 0.5  # seconds of purging per purge interval at most, so publishing never starves
 
 
 @dataclass
@@ -70,6 +76,7 @@ class RelaySettings:
     retention: float = 3600.0
     purge_interval: float = 10.0
     purge_batch: int = 1000
+    key_retention: float = 86400.0
     backoff_base: float = 0.5
     backoff_max: float = 300.0
 
@@ -85,6 +92,7 @@ class RelaySettings:
             idle_max=get("idle_max", float, cls.idle_max),
             retention=get("retention", float, cls.retention),
             purge_interval=get("purge_interval", float, cls.purge_interval),
+            key_retention=get("idempotency_retention", float, cls.key_retention),
             backoff_base=get("backoff_base", float, cls.backoff_base),
             backoff_max=get("backoff_max", float, cls.backoff_max),
         )
@@ -285,9 +293,7 @@ class Relay:
             self._abandon_batch(f"publish failed: {exc.__class__.__name__}")
             self._close()
             return
-        batch.timer = self._connection.ioloop.call_later(
-            self.settings.confirm_timeout, self._on_confirm_timeout
-        )
+        batch.timer = self._connection.ioloop.call_later(self.settings.confirm_timeout, self._on_confirm_timeout)
 
     def _publish_rows(self, batch: Batch) -> None:
         channel = self._channel
@@ -401,15 +407,26 @@ class Relay:
             batch.conn.close()
 
     def _maybe_purge(self) -> None:
+        """Delete published rows past their retention (and expired idempotency keys) in small
+        batches, until none is left or the time budget is spent."""
         now = time.monotonic()
         if now - self._last_purge < self.settings.purge_interval:
             return
         self._last_purge = now
-        cutoff = utcnow() - timedelta(seconds=self.settings.retention)
-        with self.engine.begin() as conn:
-            deleted = conn.execute(PURGE, {"cutoff": cutoff, "limit": self.settings.purge_batch}).rowcount
-        if deleted:
-            log.info("purged %d published outbox rows older than %gs", deleted, self.settings.retention)
+        for statement, retention, what in (
+            (PURGE, self.settings.retention, "published outbox rows"),
+            (PURGE_KEYS, self.settings.key_retention, "idempotency keys"),
+        ):
+            cutoff = utcnow() - timedelta(seconds=retention)
+            total = 0
+            while time.monotonic() - now < PURGE_BUDGET:
+                with self.engine.begin() as conn:
+                    deleted = conn.execute(statement, {"cutoff": cutoff, "limit": self.settings.purge_batch}).rowcount
+                total += deleted
+                if deleted < self.settings.purge_batch:
+                    break
+            if total:
+                log.info("purged %d %s older than %gs", total, what, retention)
 
 
 def _as_bytes(payload) -> bytes:

@@ -1,8 +1,8 @@
 """chatsys-deadletters <ini> list|replay|purge: parked outbox rows and dead-lettered messages.
 
-  list    show parked outbox rows and each consumer's dead letters, with the recorded errors
-  replay  make parked rows pending again and move dead letters back to their queue (after a fix)
-  purge   delete them (asks for --yes)
+list    show parked outbox rows and each consumer's dead letters, with the recorded errors
+replay  make parked rows pending again and move dead letters back to their queue (after a fix)
+purge   delete them (asks for --yes)
 """
 
 import argparse
@@ -52,9 +52,7 @@ def main(argv=None) -> None:
                     letters = queues.peek(consumer, args.limit or 100)
                     out.write(f"dead letters of {consumer}: {len(letters)}\n")
                     for d in letters:
-                        out.write(
-                            f"  {d.type} {d.message_id} reason={d.reason} deaths={d.deaths} error={d.error}\n"
-                        )
+                        out.write(f"  {d.type} {d.message_id} reason={d.reason} deaths={d.deaths} error={d.error}\n")
         elif args.action == "replay":
             if with_outbox:
                 out.write(f"parked outbox rows made pending: {replay_parked(engine, args.limit)}\n")

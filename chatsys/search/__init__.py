@@ -21,6 +21,4 @@ def includeme(config) -> None:
     else:
         from chatsys.search.database import DatabaseSearch
 
-        config.register_service_factory(
-            lambda context, request: DatabaseSearch(request.dbsession), ISearch
-        )
+        config.register_service_factory(lambda context, request: DatabaseSearch(request.dbsession), ISearch)

@@ -156,9 +156,7 @@ class ElasticsearchSearch:
         try:
             # require_alias: with the alias missing, Elasticsearch would otherwise auto-create a
             # concrete index under the alias's name, with guessed mappings, and block the alias.
-            response = self.client.bulk(
-                index=target or self.alias, operations=operations, require_alias=target is None
-            )
+            response = self.client.bulk(index=target or self.alias, operations=operations, require_alias=target is None)
         except TransportError as exc:
             raise SearchUnavailable(f"bulk request failed: {exc}") from exc
         except ApiError as exc:
@@ -257,9 +255,7 @@ def _item_result(document: MessageDocument, item: Mapping[str, Any]) -> IndexRes
     error = result.get("error")
     outcome = _outcome(status, _error_type(error))
     # A stale version is the expected effect of a redelivery, not an error.
-    return IndexResult(
-        document.doc_id, outcome, None if outcome is IndexOutcome.STALE else _describe_error(error)
-    )
+    return IndexResult(document.doc_id, outcome, None if outcome is IndexOutcome.STALE else _describe_error(error))
 
 
 def _outcome(status: int, error_type: str | None) -> IndexOutcome:
@@ -329,9 +325,7 @@ def _word_clause(word: str) -> dict[str, Any]:
 
 
 def _relevance_clauses(words: Sequence[str]) -> list[dict[str, Any]]:
-    clauses: list[dict[str, Any]] = [
-        {"match": {"body": {"query": word, "boost": EXACT_WORD_BOOST}}} for word in words
-    ]
+    clauses: list[dict[str, Any]] = [{"match": {"body": {"query": word, "boost": EXACT_WORD_BOOST}}} for word in words]
     clauses.extend(
         {"match": {"body.prefix": {"query": word, "boost": WORD_START_BOOST}}}
         for word in words

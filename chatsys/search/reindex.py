@@ -16,6 +16,7 @@ orphans before it starts, so the command is safe to restart.  Run one at a time.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
@@ -24,12 +25,14 @@ from sqlalchemy.engine import Engine
 
 from chatsys.models import utcnow
 from chatsys.search.elasticsearch import ElasticsearchSearch
-from chatsys.search.interfaces import IndexOutcome, MessageDocument
+from chatsys.search.interfaces import IndexOutcome, MessageDocument, SearchUnavailable
 from chatsys.search.mapping import index_mappings, index_settings, physical_index_name
 
 log = logging.getLogger(__name__)
 
 CLOCK_MARGIN = timedelta(minutes=5)
+BULK_TIMEOUT = 120
+ATTEMPTS = 5
 LOAD_REFRESH = "-1"
 LIVE_REFRESH = "1s"
 
@@ -61,10 +64,22 @@ def documents(engine: Engine, batch: int, since=None) -> Iterator[list[MessageDo
         after = rows[-1].id
 
 
+def _index(search: ElasticsearchSearch, docs: list[MessageDocument], target: str):
+    """One bulk request, retried a few times through a passing outage."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return search.index(docs, target=target)
+        except SearchUnavailable as exc:
+            if attempt == ATTEMPTS:
+                raise ReindexFailed(f"Elasticsearch unavailable: {exc}") from exc
+            log.warning("bulk request failed (%s); retrying in %ds", exc, 2**attempt)
+            time.sleep(2**attempt)
+
+
 def _load(search: ElasticsearchSearch, target: str, batches, progress: Callable[[int], None]) -> int:
     loaded = 0
     for docs in batches:
-        results = search.index(docs, target=target)
+        results = _index(search, docs, target)
         failed = [r for r in results if r.outcome not in (IndexOutcome.APPLIED, IndexOutcome.STALE)]
         if failed:
             raise ReindexFailed(f"{len(failed)} documents not indexed, e.g. {failed[0].doc_id}: {failed[0].error}")
@@ -77,6 +92,8 @@ def reindex(
     engine: Engine, search: ElasticsearchSearch, batch: int = 1000, progress: Callable[[int], None] = lambda n: None
 ) -> str:
     """Rebuild the index behind ``search.alias``; returns the new physical index name."""
+    # Bulk loads of thousands of documents take longer than a search: a longer timeout.
+    search = ElasticsearchSearch(search.client.options(request_timeout=BULK_TIMEOUT), search.alias)
     client, alias = search.client, search.alias
     current = sorted(client.indices.get_alias(name=alias).body) if client.indices.exists_alias(name=alias) else []
     _delete_orphans(search, keep=current)

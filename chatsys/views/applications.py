@@ -19,9 +19,7 @@ def new_token() -> str:
 def create_application(request):
     fields = validated_body(request, "ApplicationCreate")
     now = utcnow()
-    app = Application(
-        token=new_token(), name=fields["name"], chats_count=0, created_at=now, updated_at=now
-    )
+    app = Application(token=new_token(), name=fields["name"], chats_count=0, created_at=now, updated_at=now)
     request.dbsession.add(app)
     request.dbsession.flush()
     request.response.status = 201

@@ -95,6 +95,4 @@ for _kind in UNAVAILABLE:
 def internal_error(exc, request):
     incident = uuid.uuid4().hex
     log.exception("unhandled error %s on %s %s", incident, request.method, request.path)
-    return render(
-        request, ChatsysError("Internal server error.", details={"incident": incident})
-    )
+    return render(request, ChatsysError("Internal server error.", details={"incident": incident}))

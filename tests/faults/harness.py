@@ -22,7 +22,7 @@ import pika
 import urllib3
 from sqlalchemy import text
 
-from tests.support.pipeline import count_drift, outbox_status
+from tests.support.pipeline import count_drift, indexed, message_truth, outbox_status
 from tests.support.processes import Proc, Processes
 from tests.support.wait import wait_for
 
@@ -213,24 +213,9 @@ def dead_letter_ids(channel_factory, topology) -> dict[str, list[str]]:
     return found  # closing the channel returned the peeked messages to their queues
 
 
-def truth(engine) -> dict[str, tuple[int, str]]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT a.token, c.number AS chat, m.number, m.version, m.body FROM messages m "
-                "JOIN chats c ON c.id = m.chat_id JOIN applications a ON a.id = c.application_id"
-            )
-        ).all()
-    return {f"{r.token}:{r.chat}:{r.number}": (r.version, r.body) for r in rows}
-
-
-def indexed(es_double, alias: str) -> dict[str, tuple[int, str]]:
-    return {k: (d.version, d.source["body"]) for k, d in es_double.documents(alias).items()}
-
-
 def expected_index(engine, unindexable: set[str]) -> dict[str, tuple[int, str]]:
     """What the index must hold: every message once, at its newest version and body."""
-    return {k: v for k, v in truth(engine).items() if k not in unindexable}
+    return {k: v for k, v in message_truth(engine).items() if k not in unindexable}
 
 
 def check_invariants(
@@ -272,7 +257,7 @@ def check_invariants(
     inv = report.invariants
 
     # I1: every acknowledged create and edit is in MySQL; failed ones are absent or there once.
-    rows = truth(engine)
+    rows = message_truth(engine)
     by_key = {key: value for key, value in rows.items()}
     with engine.connect() as conn:
         bodies = Counter(conn.execute(text("SELECT body FROM messages")).scalars())
@@ -284,7 +269,9 @@ def check_invariants(
     acked_creates = [op for op in creates if op.ok]
     inv["acknowledged_creates_stored"] = all(f"{op.token}:{op.chat}:{op.number}" in by_key for op in acked_creates)
     inv["acknowledged_creates_once"] = all(original[op.body] == 1 for op in acked_creates)
-    inv["failed_creates_at_most_once"] = all(original[op.body] <= 1 and bodies[op.body] <= 1 for op in creates if not op.ok)
+    inv["failed_creates_at_most_once"] = all(
+        original[op.body] <= 1 and bodies[op.body] <= 1 for op in creates if not op.ok
+    )
     edits = defaultdict(list)
     for op in ops:
         if op.kind == "edit" and op.ok:
@@ -299,7 +286,10 @@ def check_invariants(
     # I3: no duplicate numbers; gaps only where a request failed.
     with engine.connect() as conn:
         dupes = conn.execute(
-            text("SELECT COUNT(*) FROM (SELECT chat_id, number FROM messages GROUP BY chat_id, number HAVING COUNT(*) > 1) d")
+            text(
+                "SELECT COUNT(*) FROM (SELECT chat_id, number FROM messages "
+                "GROUP BY chat_id, number HAVING COUNT(*) > 1) d"
+            )
         ).scalar_one()
         gaps = conn.execute(
             text(

@@ -23,9 +23,7 @@ pytestmark = pytest.mark.faults
 
 
 def settle_and_check(s, load, **kwargs):
-    report = check_invariants(
-        s.report, s.engine, load, s.double, s.alias, s.tap, s.channel, s.topology, **kwargs
-    )
+    report = check_invariants(s.report, s.engine, load, s.double, s.alias, s.tap, s.channel, s.topology, **kwargs)
     failed = [name for name, held in report.invariants.items() if not held]
     assert not failed, f"invariants broken: {failed}\n{report.line()}"
     return report
@@ -154,7 +152,9 @@ def test_missing_binding_returns_then_delivers(scenario):
     def returned_and_waiting() -> bool:
         with s.engine.connect() as conn:
             rows = conn.execute(
-                text("SELECT attempts, last_error FROM outbox_events WHERE status = 'pending' AND type = 'chat.created'")
+                text(
+                    "SELECT attempts, last_error FROM outbox_events WHERE status = 'pending' AND type = 'chat.created'"
+                )
             ).all()
         return len(rows) == 5 and all(r.attempts > 0 and "NO_ROUTE" in (r.last_error or "") for r in rows)
 
@@ -181,7 +181,9 @@ def test_poison_is_dead_lettered_without_blocking(scenario):
     # delivery limit.  One undecodable event: dead-lettered at once by both consumers.
     doomed_doc = f"{token}:{chat}:1"
     s.double.fail_bulk_item(doomed_doc, status=500, error_type="internal", times=100_000)
-    urllib3.PoolManager().request("POST", f"{s.system.base}/applications/{token}/chats/{chat}/messages", json={"body": "doomed"})
+    urllib3.PoolManager().request(
+        "POST", f"{s.system.base}/applications/{token}/chats/{chat}/messages", json={"body": "doomed"}
+    )
     publish(s.channel, s.topology.events_exchange, "message.created", b"\x00garbage", "poison-garbage")
     s.report.fault("an undecodable event; a document the index rejects with 500 forever")
     load = Load(s.system.base, chats[:-1]).start()
@@ -189,7 +191,10 @@ def test_poison_is_dead_lettered_without_blocking(scenario):
     load.stop()
     with s.engine.connect() as conn:
         doomed_event = conn.execute(
-            text("SELECT event_id FROM outbox_events WHERE type = 'message.created' AND JSON_VALUE(payload, '$.data.body') = 'doomed'")
+            text(
+                "SELECT event_id FROM outbox_events "
+                "WHERE type = 'message.created' AND JSON_VALUE(payload, '$.data.body') = 'doomed'"
+            )
         ).scalar_one()
 
     settle_and_check(
@@ -207,7 +212,12 @@ def test_out_of_order_edits_leave_the_newest_version(scenario):
     load.wait_for_requests(200)
     load.stop()
     with s.engine.connect() as conn:
-        events = [json.loads(p) for (p,) in conn.execute(text("SELECT payload FROM outbox_events WHERE type LIKE 'message.%' ORDER BY id DESC"))]
+        events = [
+            json.loads(p)
+            for (p,) in conn.execute(
+                text("SELECT payload FROM outbox_events WHERE type LIKE 'message.%' ORDER BY id DESC")
+            )
+        ]
     for event in events:  # every message event, newest first, before the relay sends them in order
         publish(s.channel, s.topology.events_exchange, event["type"], json.dumps(event).encode(), event["event_id"])
     s.report.fault(f"{len(events)} message events delivered newest first, then again in order")

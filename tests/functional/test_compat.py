@@ -25,9 +25,7 @@ def test_message_routes(testapp, engine):
     assert testapp.get(f"/messages/{token}/1/1").json == created
     listed = testapp.get(f"/chats/{token}/1/messages").json
     assert [m["body"] for m in listed["data"]] == ["hi there"]
-    testapp.patch_json(
-        "/messages/1", {"body": "edited", "chat_number": 1, "app_token": token}, status=204
-    )
+    testapp.patch_json("/messages/1", {"body": "edited", "chat_number": 1, "app_token": token}, status=204)
     fetched = testapp.get(f"/messages/{token}/1/1").json
     assert (fetched["body"], fetched["version"]) == ("edited", 2)
     with engine.connect() as conn:

@@ -59,9 +59,7 @@ BODY_CASES = [
 @pytest.mark.parametrize("name,raw,ctype,status,code,field", BODY_CASES, ids=[c[0] for c in BODY_CASES])
 def test_bad_message_bodies(testapp, engine, chat, name, raw, ctype, status, code, field):
     before = snapshot(engine)
-    res = testapp.post(
-        f"/applications/{chat}/chats/1/messages", raw, content_type=ctype, status=status
-    )
+    res = testapp.post(f"/applications/{chat}/chats/1/messages", raw, content_type=ctype, status=status)
     error = error_of(res)
     assert error["code"] == code
     if field is not None:
@@ -73,9 +71,7 @@ def test_bad_message_bodies(testapp, engine, chat, name, raw, ctype, status, cod
 @pytest.mark.parametrize("name,raw,ctype,status,code,field", BODY_CASES, ids=[c[0] for c in BODY_CASES])
 def test_bad_edit_bodies(testapp, engine, chat, name, raw, ctype, status, code, field):
     before = snapshot(engine)
-    res = testapp.patch(
-        f"/applications/{chat}/chats/1/messages/1", raw, content_type=ctype, status=status
-    )
+    res = testapp.patch(f"/applications/{chat}/chats/1/messages/1", raw, content_type=ctype, status=status)
     assert error_of(res)["code"] == code
     assert snapshot(engine) == before
 

@@ -79,9 +79,7 @@ def test_concurrent_chat_creates_through_two_instances(testapp, two_servers, eng
     assert numbers(engine, "SELECT number FROM chats") == returned
 
 
-def test_flushall_mid_stream_loses_nothing_and_repeats_nothing(
-    testapp, two_servers, engine, redis_client
-):
+def test_flushall_mid_stream_loses_nothing_and_repeats_nothing(testapp, two_servers, engine, redis_client):
     token = create_application(testapp)["app_token"]
     create_chat(testapp, token)
     urls = [f"{base}/applications/{token}/chats/1/messages" for base in two_servers]

@@ -11,9 +11,7 @@ from tests.support.api import create_application, create_chat, create_message, m
 
 def outbox(engine):
     with engine.connect() as conn:
-        rows = conn.execute(
-            text("SELECT event_id, type, status, payload FROM outbox_events ORDER BY id")
-        ).all()
+        rows = conn.execute(text("SELECT event_id, type, status, payload FROM outbox_events ORDER BY id")).all()
     return [(r.type, r.status, json.loads(r.payload), r.event_id) for r in rows]
 
 
@@ -78,9 +76,7 @@ def test_edit_through_either_route_writes_the_event(testapp, engine, compat):
     create_chat(testapp, token)
     create_message(testapp, token, 1, "a")
     if compat:
-        testapp.patch_json(
-            "/messages/1", {"body": "b", "chat_number": 1, "app_token": token}, status=204
-        )
+        testapp.patch_json("/messages/1", {"body": "b", "chat_number": 1, "app_token": token}, status=204)
     else:
         testapp.patch_json(messages_url(token, 1) + "/1", {"body": "b"})
     last = outbox(engine)[-1]

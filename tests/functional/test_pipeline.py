@@ -40,7 +40,10 @@ def counts(testapp, token):
 def all_counted(engine) -> bool:
     with engine.connect() as conn:
         return not conn.execute(
-            text("SELECT (SELECT COUNT(*) FROM chats WHERE counted = 0) + (SELECT COUNT(*) FROM messages WHERE counted = 0)")
+            text(
+                "SELECT (SELECT COUNT(*) FROM chats WHERE counted = 0) "
+                "+ (SELECT COUNT(*) FROM messages WHERE counted = 0)"
+            )
         ).scalar_one()
 
 
@@ -137,10 +140,11 @@ def test_poison_is_dead_lettered_and_the_rest_keeps_flowing(testapp, procs, engi
     procs.worker("all")
     with amqp_channel(settings) as channel:
         channel.confirm_delivery()
-        for body, mid in ((b"not json at all", "poison-1"), (b'{"event_id": "x", "type": "message.created", "data": {}}', "poison-2")):
-            channel.basic_publish(
-                broker.events_exchange, "message.created", body, pika.BasicProperties(message_id=mid)
-            )
+        for body, mid in (
+            (b"not json at all", "poison-1"),
+            (b'{"event_id": "x", "type": "message.created", "data": {}}', "poison-2"),
+        ):
+            channel.basic_publish(broker.events_exchange, "message.created", body, pika.BasicProperties(message_id=mid))
         token = seed(testapp, apps=1, chats=1, messages=5)[0]
         wait_drained(engine)
         assert counts(testapp, token) == (1, [5])
@@ -148,7 +152,9 @@ def test_poison_is_dead_lettered_and_the_rest_keeps_flowing(testapp, procs, engi
         wait_for(lambda: queue_depth(channel, broker.dead_queue("counters")) == 2, message="counters DLQ")
         wait_for(lambda: queue_depth(channel, broker.dead_queue("indexer")) == 2, message="indexer DLQ")
     with engine.connect() as conn:
-        errors = dict(conn.execute(text("SELECT message_id, error FROM consumer_failures WHERE consumer='counters'")).all())
+        errors = dict(
+            conn.execute(text("SELECT message_id, error FROM consumer_failures WHERE consumer='counters'")).all()
+        )
     assert set(errors) == {"poison-1", "poison-2"}
     assert "not JSON" in errors["poison-1"]
 
@@ -227,7 +233,9 @@ def test_deadletters_cli_lists_and_replays_after_a_fix(testapp, procs, engine, s
     def cli(*args: str) -> str:
         result = subprocess.run(
             [str(BIN / "chatsys-deadletters"), str(process_ini), *args],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert result.returncode == 0, result.stderr
         return result.stdout
@@ -239,11 +247,17 @@ def test_deadletters_cli_lists_and_replays_after_a_fix(testapp, procs, engine, s
     with engine.connect() as conn:
         app_id, chat_id = conn.execute(text("SELECT application_id, id FROM chats")).one()
     # A chat.created event for a chat row that does not exist (yet): poison for the counters.
-    ghost = {"event_id": "ghost-1", "type": "chat.created", "data": {"application_id": app_id, "chat_id": chat_id + 1000}}
+    ghost = {
+        "event_id": "ghost-1",
+        "type": "chat.created",
+        "data": {"application_id": app_id, "chat_id": chat_id + 1000},
+    }
     with amqp_channel(settings) as channel:
         channel.confirm_delivery()
         channel.basic_publish(
-            broker.events_exchange, "chat.created", json.dumps(ghost).encode(),
+            broker.events_exchange,
+            "chat.created",
+            json.dumps(ghost).encode(),
             pika.BasicProperties(message_id="ghost-1", type="chat.created"),
         )
         wait_for(lambda: queue_depth(channel, broker.dead_queue("counters")) == 1, message="dead-lettered")
@@ -255,8 +269,10 @@ def test_deadletters_cli_lists_and_replays_after_a_fix(testapp, procs, engine, s
     # The fix: the missing row appears (say, restored from a backup); replay it.
     with engine.begin() as conn:
         conn.execute(
-            text("INSERT INTO chats (id, application_id, number, messages_count, counted, created_at, updated_at) "
-                 "VALUES (:id, :app, 99, 0, 0, NOW(6), NOW(6))"),
+            text(
+                "INSERT INTO chats (id, application_id, number, messages_count, counted, created_at, updated_at) "
+                "VALUES (:id, :app, 99, 0, 0, NOW(6), NOW(6))"
+            ),
             {"id": chat_id + 1000, "app": app_id},
         )
     assert "moved back to counters: 1" in cli("replay", "--consumer", "counters", "--queues-only")
@@ -294,7 +310,47 @@ def test_unroutable_events_stay_visible_then_park_then_replay(testapp, procs, en
 
     with amqp_channel(settings) as channel:
         broker.declare(channel)  # the binding is back
-    out = subprocess.run([str(BIN / "chatsys-deadletters"), str(ini), "replay", "--outbox-only"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [str(BIN / "chatsys-deadletters"), str(ini), "replay", "--outbox-only"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "made pending: 1" in out.stdout, out.stderr
     wait_for(lambda: outbox_status(engine) == {"published": 1}, message="published after replay")
+
+
+def test_relay_purges_old_published_rows_and_expired_idempotency_keys(procs, engine, settings, tmp_path):
+    from tests.conftest import process_overrides
+    from tests.support.db import TESTING_INI
+    from tests.support.processes import write_ini
+
+    with engine.begin() as conn:
+        for i, age in enumerate((7200, 7200, 10)):  # seconds ago
+            conn.execute(
+                text(
+                    "INSERT INTO outbox_events (event_id, type, aggregate_key, payload, status, attempts, "
+                    "next_attempt_at, created_at, published_at) VALUES (:e, 'chat.created', 'k', '{}', "
+                    "'published', 0, UTC_TIMESTAMP(6) - INTERVAL :age SECOND, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))"
+                ),
+                {"e": f"old-{i}", "age": age},
+            )
+        for key, age in (("stale", 100_000), ("fresh", 10)):
+            conn.execute(
+                text(
+                    "INSERT INTO idempotency_keys "
+                    "(scope, parent_id, idem_key, fingerprint, resource_number, created_at) "
+                    "VALUES ('message', 1, :k, 'f', 1, UTC_TIMESTAMP(6) - INTERVAL :age SECOND)"
+                ),
+                {"k": key, "age": age},
+            )
+    ini = write_ini(tmp_path / "purge.ini", TESTING_INI, process_overrides(settings, **{"relay.purge_interval": "0.1"}))
+    procs.relay(ini=ini)
+
+    def purged() -> bool:
+        with engine.connect() as conn:
+            events = conn.execute(text("SELECT event_id FROM outbox_events")).scalars().all()
+            keys = conn.execute(text("SELECT idem_key FROM idempotency_keys")).scalars().all()
+        return events == ["old-2"] and keys == ["fresh"]
+
+    wait_for(purged, message="old rows purged, recent ones kept")

@@ -49,6 +49,7 @@ def test_make_run_serves_the_whole_pipeline_and_stops_on_ctrl_c(settings, clean,
     http = urllib3.PoolManager(retries=False, timeout=5)
     base = f"http://127.0.0.1:{port}"
     try:
+
         def ready():
             try:
                 return http.request("GET", f"{base}/readyz").status == 200
@@ -71,7 +72,7 @@ def test_make_run_serves_the_whole_pipeline_and_stops_on_ctrl_c(settings, clean,
             run.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(run.pid, signal.SIGKILL)
-            raise AssertionError("make run did not stop on Ctrl-C:\n" + (tmp_path / "run.log").read_text())
+            raise AssertionError("make run did not stop on Ctrl-C:\n" + (tmp_path / "run.log").read_text()) from None
     log = (tmp_path / "run.log").read_text()
     for name in ("web.1", "relay.1", "indexer.1", "counters.1"):
         assert f"{name} stopped" in log, log[-3000:]

@@ -15,6 +15,7 @@ from chatsys.search.elasticsearch import ElasticsearchSearch
 from chatsys.search.interfaces import ChatScope, MessageDocument, SearchRequest
 from chatsys.search.query import words
 from tests.conftest import process_overrides
+from tests.support import seed
 from tests.support.db import TESTING_INI
 from tests.support.processes import BIN, write_ini
 
@@ -22,28 +23,19 @@ MESSAGES = 20_000
 CHATS = 20
 
 
-def seed(engine, messages: int = MESSAGES) -> tuple[str, dict[int, int]]:
+def seed_rows(engine, messages: int = MESSAGES) -> tuple[str, dict[int, int]]:
     """An application with CHATS chats of ``messages / CHATS`` messages, straight into MySQL."""
     token = f"reindex-{uuid.uuid4().hex[:8]}"
     with engine.begin() as conn:
-        app_id = conn.execute(
-            text("INSERT INTO applications (token, name, created_at, updated_at) VALUES (:t, 'r', NOW(6), NOW(6))"),
-            {"t": token},
-        ).lastrowid
-        chat_ids = {}
-        for number in range(1, CHATS + 1):
-            chat_ids[number] = conn.execute(
-                text("INSERT INTO chats (application_id, number, created_at, updated_at) VALUES (:a, :n, NOW(6), NOW(6))"),
-                {"a": app_id, "n": number},
-            ).lastrowid
-        rows = [
-            {"c": chat_ids[chat], "n": n, "b": f"note {n} {'alpha' if n % 10 == 0 else 'beta'}"}
-            for chat in chat_ids
-            for n in range(1, messages // CHATS + 1)
-        ]
-        conn.execute(
-            text("INSERT INTO messages (chat_id, number, body, created_at, updated_at) VALUES (:c, :n, :b, NOW(6), NOW(6))"),
-            rows,
+        app_id = seed.application(conn, token)
+        chat_ids = {number: seed.chat(conn, app_id, number) for number in range(1, CHATS + 1)}
+        seed.messages(
+            conn,
+            [
+                {"chat_id": chat_ids[chat], "number": n, "body": f"note {n} {'alpha' if n % 10 == 0 else 'beta'}"}
+                for chat in chat_ids
+                for n in range(1, messages // CHATS + 1)
+            ],
         )
     return token, chat_ids
 
@@ -54,10 +46,12 @@ def test_reindex_swaps_the_alias_while_search_answers(engine, clean, es_double, 
     search = ElasticsearchSearch(client, alias)
     search.ensure_index()
     (old_index,) = client.indices.get_alias(name=alias).body
-    token, chat_ids = seed(engine)
+    token, chat_ids = seed_rows(engine)
     # The live index already holds chat 1 (as the indexer would have written it).
     with Session(engine) as session:
-        rows = session.execute(text("SELECT number, body, created_at, updated_at FROM messages WHERE chat_id = :c"), {"c": chat_ids[1]}).all()
+        rows = session.execute(
+            text("SELECT number, body, created_at, updated_at FROM messages WHERE chat_id = :c"), {"c": chat_ids[1]}
+        ).all()
     search.index([MessageDocument(token, 1, r.number, r.body, 1, r.created_at, r.updated_at) for r in rows])
     client.indices.refresh(index=alias)
 
@@ -80,7 +74,10 @@ def test_reindex_swaps_the_alias_while_search_answers(engine, clean, es_double, 
     ini = write_ini(
         tmp_path / "reindex.ini",
         TESTING_INI,
-        process_overrides(settings, **{"search.backend": "elasticsearch", "elasticsearch.url": es_double.url, "elasticsearch.index": alias}),
+        process_overrides(
+            settings,
+            **{"search.backend": "elasticsearch", "elasticsearch.url": es_double.url, "elasticsearch.index": alias},
+        ),
     )
     try:
         result = subprocess.run(
@@ -111,7 +108,7 @@ def test_reindex_catches_up_edits_made_during_the_load_and_cleans_orphans(engine
     search = ElasticsearchSearch(client, alias)
     search.ensure_index()
     client.indices.create(index=f"{alias}-v19990101000000000000")  # an unfinished run's leftover
-    token, chat_ids = seed(engine, messages=2000)
+    token, chat_ids = seed_rows(engine, messages=2000)
 
     edited = {"done": False}
 
@@ -123,11 +120,17 @@ def test_reindex_catches_up_edits_made_during_the_load_and_cleans_orphans(engine
         edited["done"] = True
         with engine.begin() as conn:
             conn.execute(
-                text("UPDATE messages SET body = 'edited gamma', version = 2, updated_at = NOW(6) WHERE chat_id = :c AND number = 5"),
+                text(
+                    "UPDATE messages SET body = 'edited gamma', version = 2, updated_at = NOW(6) "
+                    "WHERE chat_id = :c AND number = 5"
+                ),
                 {"c": chat_ids[3]},
             )
         with Session(engine) as session:
-            created = session.execute(text("SELECT created_at, updated_at FROM messages WHERE chat_id = :c AND number = 5"), {"c": chat_ids[3]}).one()
+            created = session.execute(
+                text("SELECT created_at, updated_at FROM messages WHERE chat_id = :c AND number = 5"),
+                {"c": chat_ids[3]},
+            ).one()
         search.index([MessageDocument(token, 3, 5, "edited gamma", 2, created.created_at, created.updated_at)])
 
     es_double.before("PUT", rf"/{alias}-v\d+/_bulk", edit_during_load)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from chatsys.search.database import DatabaseSearch
 from chatsys.search.interfaces import ChatScope, InvalidCursor, SearchRequest
 from chatsys.search.query import words
+from tests.support import seed
 from tests.support.api import create_application, create_chat, create_message
 from tests.support.search_cases import ASKED_APP_TOKEN, ASKED_CHAT_NUMBER, SEARCH_CASES
 
@@ -16,24 +16,18 @@ from tests.support.search_cases import ASKED_APP_TOKEN, ASKED_CHAT_NUMBER, SEARC
 def load(engine, messages) -> dict[tuple[str, int], int]:
     """Insert the case's applications, chats and messages; return chat ids by (token, number)."""
     chats: dict[tuple[str, int], int] = {}
+    apps: dict[str, int] = {}
     with engine.begin() as conn:
-        apps: dict[str, int] = {}
         for m in messages:
             if m.app_token not in apps:
-                apps[m.app_token] = conn.execute(
-                    text("INSERT INTO applications (token, name, created_at, updated_at) VALUES (:t, 'c', NOW(6), NOW(6))"),
-                    {"t": m.app_token},
-                ).lastrowid
+                apps[m.app_token] = seed.application(conn, m.app_token)
             key = (m.app_token, m.chat_number)
             if key not in chats:
-                chats[key] = conn.execute(
-                    text("INSERT INTO chats (application_id, number, created_at, updated_at) VALUES (:a, :n, NOW(6), NOW(6))"),
-                    {"a": apps[m.app_token], "n": m.chat_number},
-                ).lastrowid
-            conn.execute(
-                text("INSERT INTO messages (chat_id, number, body, created_at, updated_at) VALUES (:c, :n, :b, NOW(6), NOW(6))"),
-                {"c": chats[key], "n": m.number, "b": m.body},
-            )
+                chats[key] = seed.chat(conn, apps[m.app_token], m.chat_number)
+        seed.messages(
+            conn,
+            [{"chat_id": chats[(m.app_token, m.chat_number)], "number": m.number, "body": m.body} for m in messages],
+        )
     return chats
 
 
@@ -67,7 +61,9 @@ def test_pages_cover_every_hit_once_and_cursors_are_checked(engine, clean):
                 break
         assert seen == expected
         with pytest.raises(InvalidCursor):
-            backend.search(request_for(chats, "other words", cursor=backend.search(request_for(chats, "ab", limit=1)).next_cursor))
+            backend.search(
+                request_for(chats, "other words", cursor=backend.search(request_for(chats, "ab", limit=1)).next_cursor)
+            )
 
 
 def test_search_api_highlights_and_paginates(testapp):

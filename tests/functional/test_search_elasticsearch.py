@@ -14,7 +14,7 @@ from sqlalchemy import text
 from tests.conftest import amqp_channel, make_app, process_overrides
 from tests.support.api import create_application, create_chat, create_message, messages_url
 from tests.support.db import TESTING_INI
-from tests.support.pipeline import queue_depth, wait_drained
+from tests.support.pipeline import indexed, message_truth, queue_depth, wait_drained
 from tests.support.processes import write_ini
 from tests.support.wait import wait_for
 from tests.support.webapp import CheckedTestApp
@@ -42,22 +42,6 @@ def es_app(es, clean):
     return CheckedTestApp(make_app(es["settings"]))
 
 
-def indexed(es, engine) -> dict[str, tuple[int, str]]:
-    """doc id → (version, body) as the double holds them."""
-    return {k: (d.version, d.source["body"]) for k, d in es["double"].documents(es["alias"]).items()}
-
-
-def truth(engine) -> dict[str, tuple[int, str]]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT a.token, c.number AS chat, m.number, m.version, m.body FROM messages m "
-                "JOIN chats c ON c.id = m.chat_id JOIN applications a ON a.id = c.application_id"
-            )
-        ).all()
-    return {f"{r.token}:{r.chat}:{r.number}": (r.version, r.body) for r in rows}
-
-
 def refresh(es) -> None:
     """What Elasticsearch does every second by itself (the double waits to be told)."""
     Elasticsearch(es["double"].url).indices.refresh(index=es["alias"])
@@ -76,7 +60,7 @@ def test_messages_and_edits_reach_the_index_and_the_search_endpoint(es, es_app, 
     create_message(es_app, token, 1, "goodbye moon")
     es_app.patch_json(messages_url(token, 1) + "/2", {"body": "goodbye sun"})
     wait_drained(engine)
-    wait_for(lambda: indexed(es, engine) == truth(engine), message="index equals MySQL")
+    wait_for(lambda: indexed(es["double"], es["alias"]) == message_truth(engine), message="index equals MySQL")
     refresh(es)
     assert search(es_app, token, 1, "ell") == [1]
     assert search(es_app, token, 1, "sun") == [2]
@@ -93,20 +77,25 @@ def test_redelivered_and_reordered_events_leave_the_newest_version(es, es_app, p
     create_message(es_app, token, 1, "v1")
     for body in ("v2", "v3"):
         es_app.patch_json(messages_url(token, 1) + "/1", {"body": body})
-    wait_for(lambda: indexed(es, engine) == truth(engine), message="index at v3")
+    wait_for(lambda: indexed(es["double"], es["alias"]) == message_truth(engine), message="index at v3")
     with engine.connect() as conn:
-        events = [json.loads(p) for (p,) in conn.execute(text("SELECT payload FROM outbox_events WHERE type LIKE 'message.%' ORDER BY id"))]
+        events = [
+            json.loads(p)
+            for (p,) in conn.execute(text("SELECT payload FROM outbox_events WHERE type LIKE 'message.%' ORDER BY id"))
+        ]
     with amqp_channel(settings) as channel:
         channel.confirm_delivery()
         for event in reversed(events * 2):  # every version again, newest first: stale all
             channel.basic_publish(
-                broker.events_exchange, event["type"], json.dumps(event).encode(),
+                broker.events_exchange,
+                event["type"],
+                json.dumps(event).encode(),
                 pika.BasicProperties(message_id=event["event_id"]),
             )
         wait_for(lambda: queue_depth(channel, broker.queue("indexer")) == 0, message="redeliveries taken")
     # A sentinel message behind them in the queue: once it is indexed, they were all applied.
     create_message(es_app, token, 1, "sentinel")
-    wait_for(lambda: len(indexed(es, engine)) == 2, message="sentinel indexed")
+    wait_for(lambda: len(indexed(es["double"], es["alias"])) == 2, message="sentinel indexed")
     doc = es["double"].document(es["alias"], f"{token}:1:1")
     assert (doc.version, doc.source["body"]) == (3, "v3")
 
@@ -132,7 +121,7 @@ def test_a_document_the_index_keeps_failing_is_dead_lettered_after_the_delivery_
     deaths = properties.headers["x-death"]
     assert deaths[0]["reason"] == "delivery_limit"
     # The others were not blocked behind it.
-    assert set(indexed(es, engine)) == {f"{token}:1:1", f"{token}:1:3"}
+    assert set(indexed(es["double"], es["alias"])) == {f"{token}:1:1", f"{token}:1:3"}
 
 
 def test_readyz_checks_elasticsearch_when_it_is_the_backend(es, es_app):

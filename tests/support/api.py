@@ -15,9 +15,7 @@ def create_chat(testapp, token: str, name: str | None = "general", **kw) -> dict
 
 
 def create_message(testapp, token: str, chat: int, body: str, **kw) -> dict[str, Any]:
-    return testapp.post_json(
-        f"/applications/{token}/chats/{chat}/messages", {"body": body}, status=201, **kw
-    ).json
+    return testapp.post_json(f"/applications/{token}/chats/{chat}/messages", {"body": body}, status=201, **kw).json
 
 
 def chat_url(token: str, chat: int) -> str:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 
-from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from alembic import command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TESTING_INI = os.path.join(ROOT, "testing.ini")

@@ -187,9 +187,7 @@ class ElasticsearchDouble:
     def start(self) -> ElasticsearchDouble:
         self._stopping.clear()
         self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.02,), name="es-double", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="es-double", daemon=True)
         self._thread.start()
         return self
 
@@ -342,9 +340,7 @@ class ElasticsearchDouble:
         if self.product_header:
             handler.send_header("X-Elastic-Product", "Elasticsearch")
         media = (
-            f"application/vnd.elasticsearch+json;compatible-with={SUPPORTED_MAJOR}"
-            if compat
-            else "application/json"
+            f"application/vnd.elasticsearch+json;compatible-with={SUPPORTED_MAJOR}" if compat else "application/json"
         )
         handler.send_header("Content-Type", media)
         handler.send_header("Content-Length", str(len(body)))
@@ -356,11 +352,7 @@ class ElasticsearchDouble:
         with self._lock:
             matched = []
             for rule in self._rules:
-                if (
-                    rule.remaining > 0
-                    and rule.method in (None, record.method)
-                    and rule.path.fullmatch(record.path)
-                ):
+                if rule.remaining > 0 and rule.method in (None, record.method) and rule.path.fullmatch(record.path):
                     rule.remaining -= 1
                     matched.append(rule)
             self._rules = [rule for rule in self._rules if rule.remaining > 0]
@@ -482,8 +474,7 @@ class ElasticsearchDouble:
             raise EsError(
                 405,
                 "method_not_allowed",
-                f"Incorrect HTTP method for uri [/{'/'.join(parts)}] and method [{method}], allowed: "
-                f"{sorted(routes)}",
+                f"Incorrect HTTP method for uri [/{'/'.join(parts)}] and method [{method}], allowed: {sorted(routes)}",
             )
         for name in params:
             if name not in allowed and name not in GLOBAL_PARAMS:
@@ -579,9 +570,7 @@ class ElasticsearchDouble:
         settings = _flatten(body.get("settings") or {})
         for key, value in settings.items():
             _validate_setting(key, value, creating=True)
-        analysis = _unflatten(
-            {k[len("analysis.") :]: v for k, v in settings.items() if k.startswith("analysis.")}
-        )
+        analysis = _unflatten({k[len("analysis.") :]: v for k, v in settings.items() if k.startswith("analysis.")})
         analyzers = build_analyzers(analysis, int(settings.get("max_ngram_diff", 1)))
         mapping = parse_mappings(body.get("mappings"), analyzers)
         aliases: dict[str, dict[str, Any]] = {}
@@ -594,8 +583,7 @@ class ElasticsearchDouble:
             if alias == name or alias in self._indices:
                 raise bad_request(
                     "invalid_alias_name_exception",
-                    f"Invalid alias name [{alias}]: an index or data stream exists with the same name as the "
-                    "alias",
+                    f"Invalid alias name [{alias}]: an index or data stream exists with the same name as the alias",
                 )
             aliases[alias] = dict(props)
         index = _Index(name, uuid.uuid4().hex[:22], int(time.time() * 1000), settings, mapping, aliases)
@@ -641,8 +629,7 @@ class ElasticsearchDouble:
                 index = indices[0]
                 raise bad_request(
                     "illegal_argument_exception",
-                    f"Can't update non dynamic settings [[index.{key}]] for open indices "
-                    f"[[{index.name}/{index.uuid}]]",
+                    f"Can't update non dynamic settings [[index.{key}]] for open indices [[{index.name}/{index.uuid}]]",
                 )
             _validate_setting(key, value, creating=False)
         for index in indices:
@@ -650,16 +637,10 @@ class ElasticsearchDouble:
         return 200, {"acknowledged": True}
 
     def _get_mapping(self, name: str) -> tuple[int, Any]:
-        return 200, {
-            index.name: {"mappings": copy.deepcopy(index.mapping.definition)} for index in self._resolve(name)
-        }
+        return 200, {index.name: {"mappings": copy.deepcopy(index.mapping.definition)} for index in self._resolve(name)}
 
     def _refresh(self, targets: list[str] | None) -> tuple[int, Any]:
-        indices = (
-            list(self._indices.values())
-            if targets is None
-            else [i for t in targets for i in self._resolve(t)]
-        )
+        indices = list(self._indices.values()) if targets is None else [i for t in targets for i in self._resolve(t)]
         for index in indices:
             index.refresh()
         return 200, {"_shards": {"total": len(indices), "successful": len(indices), "failed": 0}}
@@ -668,13 +649,9 @@ class ElasticsearchDouble:
 
     def _update_aliases(self, body: Any) -> tuple[int, Any]:
         if not isinstance(body, dict) or not body.get("actions"):
-            raise bad_request(
-                "action_request_validation_exception", "Validation Failed: 1: no aliases actions found;"
-            )
+            raise bad_request("action_request_validation_exception", "Validation Failed: 1: no aliases actions found;")
         if set(body) != {"actions"}:
-            raise bad_request(
-                "parsing_exception", f"[aliases] unknown field {sorted(set(body) - {'actions'})}"
-            )
+            raise bad_request("parsing_exception", f"[aliases] unknown field {sorted(set(body) - {'actions'})}")
         # Plan on copies, check, then commit: all actions apply or none does.
         planned = {name: copy.deepcopy(index.aliases) for name, index in self._indices.items()}
         removed: set[str] = set()
@@ -747,9 +724,7 @@ class ElasticsearchDouble:
         return 200, {"acknowledged": True, "errors": False}
 
     def _get_alias(self, index_name: str | None, alias: str | None, head: bool) -> tuple[int, Any]:
-        indices = (
-            self._resolve(index_name) if index_name else sorted(self._indices.values(), key=lambda i: i.name)
-        )
+        indices = self._resolve(index_name) if index_name else sorted(self._indices.values(), key=lambda i: i.name)
         result = {}
         for index in indices:
             aliases = {a: _alias_body(p) for a, p in index.aliases.items() if alias is None or a == alias}
@@ -769,12 +744,9 @@ class ElasticsearchDouble:
             if require_alias:
                 raise _index_not_found(
                     name,
-                    f"no such index [{name}] and [require_alias] request flag is [true] and [{name}] is not "
-                    "an alias",
+                    f"no such index [{name}] and [require_alias] request flag is [true] and [{name}] is not an alias",
                 )
-            raise _index_not_found(
-                name, f"no such index [{name}] (the test double does not create indices on write)"
-            )
+            raise _index_not_found(name, f"no such index [{name}] (the test double does not create indices on write)")
         explicit = [index for index in members if index.aliases[name].get("is_write_index") is True]
         if len(explicit) == 1:
             return explicit[0]
@@ -811,8 +783,7 @@ class ElasticsearchDouble:
             raise _conflict(
                 index,
                 doc_id,
-                f"[{doc_id}]: version conflict, document already exists (current version "
-                f"[{existing.version}])",
+                f"[{doc_id}]: version conflict, document already exists (current version [{existing.version}])",
             )
         if existing is not None and version_type == "external" and version <= existing.version:
             raise _conflict(
@@ -831,12 +802,8 @@ class ElasticsearchDouble:
         indexed = parse_document(index.mapping, doc_id, source, routing, index.seq_no + 1)
         new_version = version if version is not None else (existing.version + 1 if existing else 1)
         index.seq_no += 1
-        index.live[doc_id] = StoredDocument(
-            doc_id, copy.deepcopy(source), new_version, routing, index.seq_no, indexed
-        )
-        return (200 if exists else 201), _write_result(
-            index, doc_id, new_version, "updated" if exists else "created"
-        )
+        index.live[doc_id] = StoredDocument(doc_id, copy.deepcopy(source), new_version, routing, index.seq_no, indexed)
+        return (200 if exists else 201), _write_result(index, doc_id, new_version, "updated" if exists else "created")
 
     def _check_doc_request(self, index: _Index, doc_id: str, routing: str | None) -> None:
         if doc_id == "":
@@ -858,9 +825,7 @@ class ElasticsearchDouble:
                 index=index.name,
             )
 
-    def _write_one(
-        self, target: str, doc_id: str, body: Any, params: dict[str, str], op_type: str
-    ) -> tuple[int, Any]:
+    def _write_one(self, target: str, doc_id: str, body: Any, params: dict[str, str], op_type: str) -> tuple[int, Any]:
         status, result = self._write(
             target,
             doc_id,
@@ -881,8 +846,7 @@ class ElasticsearchDouble:
         if len(indices) != 1:
             raise bad_request(
                 "illegal_argument_exception",
-                f"alias [{target}] has more than one index associated with it, can't execute a single index "
-                "op",
+                f"alias [{target}] has more than one index associated with it, can't execute a single index op",
             )
         index = indices[0]
         routing = params.get("routing")
@@ -925,9 +889,7 @@ class ElasticsearchDouble:
         index.live[doc_id] = StoredDocument(doc_id, None, new_version, routing, index.seq_no)
         if _refresh_requested(params.get("refresh")):
             index.refresh()
-        return (200 if found else 404), _write_result(
-            index, doc_id, new_version, "deleted" if found else "not_found"
-        )
+        return (200 if found else 404), _write_result(index, doc_id, new_version, "deleted" if found else "not_found")
 
     def _bulk(self, url_index: str | None, params: dict[str, str], operations: list[Any]) -> tuple[int, Any]:
         actions = _parse_bulk(operations)
@@ -1125,9 +1087,7 @@ def _check_media_types(headers: dict[str, str], has_body: bool) -> None:
     if has_body:
         content_type = headers.get("content-type", "")
         if not re.match(r"application/(vnd\.elasticsearch\+)?(json|x-ndjson)\b", content_type):
-            raise EsError(
-                406, "media_type_header_exception", f"Content-Type header [{content_type}] is not supported"
-            )
+            raise EsError(406, "media_type_header_exception", f"Content-Type header [{content_type}] is not supported")
         if "accept" in headers and len(versions) == 1:
             raise _media_type_error(
                 "A compatible version is required on both Content-Type and Accept headers if either one "
@@ -1153,9 +1113,7 @@ def _parse_body(raw: bytes, bulk: bool) -> Any:
         raise bad_request("parsing_exception", "request body is not UTF-8") from None
     if bulk:
         if not text.endswith("\n"):
-            raise bad_request(
-                "illegal_argument_exception", "The bulk request must be terminated by a newline [\\n]"
-            )
+            raise bad_request("illegal_argument_exception", "The bulk request must be terminated by a newline [\\n]")
         lines = text.split("\n")[:-1]
         try:
             return [json.loads(line) for line in lines]
@@ -1204,9 +1162,7 @@ def _parse_bulk(operations: Any) -> list[tuple[int, tuple[str, dict[str, Any], A
         source = None
         if op != "delete":
             if line >= len(operations):
-                raise bad_request(
-                    "illegal_argument_exception", f"Action/metadata line [{line}] is missing its source"
-                )
+                raise bad_request("illegal_argument_exception", f"Action/metadata line [{line}] is missing its source")
             source = operations[line]
             line += 1
         actions.append((line, (op, meta, source)))
@@ -1237,16 +1193,13 @@ def _parse_version(raw: Any, version_type: str, op_type: str) -> int | None:
     if not 0 <= version <= MAX_VERSION:
         raise bad_request(
             "action_request_validation_exception",
-            f"Validation Failed: 1: illegal version value [{version}] for version type "
-            f"[{version_type.upper()}];",
+            f"Validation Failed: 1: illegal version value [{version}] for version type [{version_type.upper()}];",
         )
     return version
 
 
 def _conflict(index: _Index, doc_id: str, reason: str) -> EsError:
-    return EsError(
-        409, "version_conflict_engine_exception", reason, index_uuid=index.uuid, shard="0", index=index.name
-    )
+    return EsError(409, "version_conflict_engine_exception", reason, index_uuid=index.uuid, shard="0", index=index.name)
 
 
 def _index_not_found(name: str, reason: str | None = None) -> EsError:
@@ -1283,9 +1236,7 @@ def _validate_name(name: str, error_type: str, what: str) -> None:
     elif len(name.encode()) > 255:
         problem = "index name is too long"
     if problem:
-        raise bad_request(
-            error_type, f"Invalid {what} name [{name}], {problem}", index=name, index_uuid="_na_"
-        )
+        raise bad_request(error_type, f"Invalid {what} name [{name}], {problem}", index=name, index_uuid="_na_")
 
 
 def _validate_setting(key: str, value: Any, creating: bool) -> None:

@@ -64,9 +64,7 @@ def bad_request(error_type: str, reason: str, **extra: Any) -> EsError:
 
 
 def not_emulated(what: str) -> EsError:
-    return bad_request(
-        "illegal_argument_exception", f"{what} is not emulated by the Elasticsearch test double"
-    )
+    return bad_request("illegal_argument_exception", f"{what} is not emulated by the Elasticsearch test double")
 
 
 # -- analysis ----------------------------------------------------------------------------------
@@ -224,9 +222,7 @@ def build_analyzers(analysis: Mapping[str, Any], max_ngram_diff: int) -> dict[st
     for name, config in (analysis.get("filter") or {}).items():
         kind = config.get("type")
         if kind not in BUILTIN_FILTERS or set(config) - {"type"}:
-            raise not_emulated(
-                f"token filter [{name}] of type [{kind}] with {sorted(set(config) - {'type'})}"
-            )
+            raise not_emulated(f"token filter [{name}] of type [{kind}] with {sorted(set(config) - {'type'})}")
         filters[name] = BUILTIN_FILTERS[kind]
     analyzers = dict(BUILTIN_ANALYZERS)
     for name, config in (analysis.get("analyzer") or {}).items():
@@ -365,9 +361,7 @@ def _parse_field(path, source_path, spec, analyzers, fields, multi_field) -> Non
         raise bad_request("mapper_parsing_exception", f"No type specified for field [{path}]")
     kind = spec["type"]
     if kind not in FIELD_TYPES:
-        raise bad_request(
-            "mapper_parsing_exception", f"No handler for type [{kind}] declared on field [{path}]"
-        )
+        raise bad_request("mapper_parsing_exception", f"No handler for type [{kind}] declared on field [{path}]")
     allowed = _FIELD_PARAMS.get(kind, {"type"})
     if multi_field:
         allowed = allowed - {"fields"}
@@ -391,9 +385,7 @@ def _parse_field(path, source_path, spec, analyzers, fields, multi_field) -> Non
     analyzer = search_analyzer = None
     if kind == "text":
         analyzer = _analyzer(spec.get("analyzer", "standard"), analyzers)
-        search_analyzer = (
-            _analyzer(spec["search_analyzer"], analyzers) if "search_analyzer" in spec else analyzer
-        )
+        search_analyzer = _analyzer(spec["search_analyzer"], analyzers) if "search_analyzer" in spec else analyzer
     fields[path] = FieldSpec(path, kind, source_path, analyzer, search_analyzer)
     for sub_name, sub_spec in (spec.get("fields") or {}).items():
         _parse_field(f"{path}.{sub_name}", source_path, sub_spec, analyzers, fields, multi_field=True)
@@ -434,9 +426,7 @@ class IndexedDoc:
         return result
 
 
-def parse_document(
-    mapping: IndexMapping, doc_id: str, source: Any, routing: str | None, seq_no: int
-) -> IndexedDoc:
+def parse_document(mapping: IndexMapping, doc_id: str, source: Any, routing: str | None, seq_no: int) -> IndexedDoc:
     """Validate ``source`` against the mapping and analyse it; raise like Elasticsearch."""
     if not isinstance(source, dict):
         raise bad_request(
@@ -449,8 +439,7 @@ def parse_document(
             if mapping.dynamic == "strict":
                 raise bad_request(
                     "strict_dynamic_mapping_exception",
-                    f"[1:2] mapping set to strict, dynamic introduction of [{key}] within [_doc] is not "
-                    "allowed",
+                    f"[1:2] mapping set to strict, dynamic introduction of [{key}] within [_doc] is not allowed",
                 )
             if mapping.dynamic == "true":
                 raise not_emulated(f"dynamic mapping of new field [{key}]")
@@ -496,8 +485,7 @@ def _parse_failure(spec: FieldSpec, value: Any, doc_id: str | None, cause: str |
     extra = {"caused_by": {"type": "illegal_argument_exception", "reason": cause}} if cause else {}
     return bad_request(
         "document_parsing_exception",
-        f"[1:2] failed to parse field [{spec.path}] of type [{spec.type}]{where}. Preview of field's value: "
-        f"'{value}'",
+        f"[1:2] failed to parse field [{spec.path}] of type [{spec.type}]{where}. Preview of field's value: '{value}'",
         **extra,
     )
 
@@ -556,9 +544,7 @@ def _epoch_millis(spec: FieldSpec, value: Any, doc_id: str | None) -> int:
     if isinstance(value, str):
         if re.fullmatch(r"-?\d+", value):
             return int(value)
-        if re.fullmatch(
-            r"\d{4}(-\d{2}(-\d{2}(T\d{2}(:\d{2}(:\d{2}(\.\d{1,9})?)?)?)?(Z|[+-]\d{2}:?\d{2})?)?)?", value
-        ):
+        if re.fullmatch(r"\d{4}(-\d{2}(-\d{2}(T\d{2}(:\d{2}(:\d{2}(\.\d{1,9})?)?)?)?(Z|[+-]\d{2}:?\d{2})?)?)?", value):
             try:
                 parsed = datetime.fromisoformat(_pad_date(value))
             except ValueError:
@@ -691,9 +677,7 @@ class TermsQuery(Query):
             return None
         stats = ctx.stats.get(self.path)
         length = len(doc.tokens.get(self.path, ()))
-        return self.boost * sum(
-            _bm25(stats, stats.idf(t) if stats else 0, len(postings[t]), length) for t in matched
-        )
+        return self.boost * sum(_bm25(stats, stats.idf(t) if stats else 0, len(postings[t]), length) for t in matched)
 
     def highlight_terms(self, path, ctx):
         return [[(term, 0)] for term in self.terms] if path == self.path else []
@@ -754,11 +738,7 @@ class BoolQuery(Query):
 
     def highlight_terms(self, path, ctx):
         # Like the unified highlighter: every clause but must_not.
-        return [
-            seq
-            for clause in (*self.must, *self.filter, *self.should)
-            for seq in clause.highlight_terms(path, ctx)
-        ]
+        return [seq for clause in (*self.must, *self.filter, *self.should) for seq in clause.highlight_terms(path, ctx)]
 
 
 _QUERY_NAMES = ("bool", "term", "terms", "match", "match_phrase", "match_all", "match_none")
@@ -802,13 +782,9 @@ def _check_keys(name: str, body: Mapping[str, Any], allowed: set[str]) -> None:
 
 def _single_field(name: str, body: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     if len(body) != 1:
-        raise bad_request(
-            "parsing_exception", f"[{name}] query doesn't support multiple fields, found {sorted(body)}"
-        )
+        raise bad_request("parsing_exception", f"[{name}] query doesn't support multiple fields, found {sorted(body)}")
     ((path, params),) = body.items()
-    return path, params if isinstance(params, dict) else {
-        "query" if name.startswith("match") else "value": params
-    }
+    return path, params if isinstance(params, dict) else {"query" if name.startswith("match") else "value": params}
 
 
 def _compile_bool(body: Mapping[str, Any], ctx: Context) -> Query:
@@ -1061,9 +1037,7 @@ class Highlighter:
                 result[hl.path] = [fragment]
         return result
 
-    def _fragment(
-        self, hl: HighlightField, spec: FieldSpec, text: str, query: Query, ctx: Context
-    ) -> str | None:
+    def _fragment(self, hl: HighlightField, spec: FieldSpec, text: str, query: Query, ctx: Context) -> str | None:
         options = hl.options
         spans = _matched_spans(spec, text, query.highlight_terms(hl.path, ctx))
         if not spans:
@@ -1085,17 +1059,13 @@ class Highlighter:
             if span_end <= start or span_start >= end:
                 continue
             span_start, span_end = max(span_start, start), min(span_end, end)
-            out.extend(
-                (self.encoder(text[position:span_start]), pre, self.encoder(text[span_start:span_end]), post)
-            )
+            out.extend((self.encoder(text[position:span_start]), pre, self.encoder(text[span_start:span_end]), post))
             position = span_end
         out.append(self.encoder(text[position:end]))
         return "".join(out)
 
 
-def _matched_spans(
-    spec: FieldSpec, text: str, sequences: list[list[tuple[str, int]]]
-) -> list[tuple[int, int]]:
+def _matched_spans(spec: FieldSpec, text: str, sequences: list[list[tuple[str, int]]]) -> list[tuple[int, int]]:
     if not sequences:
         return []
     tokens = [Token(text, 0, 0, len(text))] if spec.type == "keyword" else spec.analyzer.analyze(text)
@@ -1182,6 +1152,5 @@ def filter_source(source: dict[str, Any], spec: Any) -> dict[str, Any] | None:
     return {
         key: value
         for key, value in source.items()
-        if any(fnmatch.fnmatchcase(key, p) for p in includes)
-        and not any(fnmatch.fnmatchcase(key, p) for p in excludes)
+        if any(fnmatch.fnmatchcase(key, p) for p in includes) and not any(fnmatch.fnmatchcase(key, p) for p in excludes)
     }

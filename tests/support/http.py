@@ -36,9 +36,7 @@ class Reply:
 
 class Client:
     def __init__(self, timeout: float = 10.0, maxsize: int = 32):
-        self.pool = urllib3.PoolManager(
-            maxsize=maxsize, timeout=urllib3.Timeout(total=timeout), retries=False
-        )
+        self.pool = urllib3.PoolManager(maxsize=maxsize, timeout=urllib3.Timeout(total=timeout), retries=False)
 
     def request(self, method: str, url: str, payload: Any = None, headers: dict | None = None) -> Reply:
         body = None if payload is None else json.dumps(payload).encode()

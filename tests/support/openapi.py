@@ -24,9 +24,7 @@ def _documented(method: str, path: str) -> bool:
         if method.lower() not in item:
             continue
         parts, want = path.strip("/").split("/"), template.strip("/").split("/")
-        if len(parts) == len(want) and all(
-            w.startswith("{") or w == p for p, w in zip(parts, want, strict=True)
-        ):
+        if len(parts) == len(want) and all(w.startswith("{") or w == p for p, w in zip(parts, want, strict=True)):
             return True
     return False
 
@@ -45,8 +43,6 @@ def check_response(method: str, url: str, status: int, content_type: str, body: 
         error_schema = load_spec()["components"]["schemas"]["Error"]
         jsonschema.validate(json.loads(body), error_schema)
         return
-    request = MockRequest(
-        "http://localhost", method.lower(), parts.path, args=dict(parse_qsl(parts.query))
-    )
+    request = MockRequest("http://localhost", method.lower(), parts.path, args=dict(parse_qsl(parts.query)))
     response = MockResponse(body, status_code=status, content_type=content_type or "")
     openapi().validate_response(request, response)

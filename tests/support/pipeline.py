@@ -36,3 +36,20 @@ def wait_drained(engine, timeout: float = 60.0) -> None:
     """Wait until nothing is pending in the outbox and every count equals COUNT(*)."""
     wait_for(lambda: outbox_status(engine).get("pending", 0) == 0, timeout, message="outbox drained")
     wait_for(lambda: not count_drift(engine), timeout, message="counts equal COUNT(*)")
+
+
+def message_truth(engine) -> dict[str, tuple[int, str]]:
+    """What the search index must hold: doc id → (version, body) of every message in MySQL."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT a.token, c.number AS chat, m.number, m.version, m.body FROM messages m "
+                "JOIN chats c ON c.id = m.chat_id JOIN applications a ON a.id = c.application_id"
+            )
+        ).all()
+    return {f"{r.token}:{r.chat}:{r.number}": (r.version, r.body) for r in rows}
+
+
+def indexed(es_double, alias: str) -> dict[str, tuple[int, str]]:
+    """doc id → (version, body) as the Elasticsearch double holds them."""
+    return {k: (d.version, d.source["body"]) for k, d in es_double.documents(alias).items()}

@@ -58,12 +58,8 @@ SEARCH_CASES: tuple[SearchCase, ...] = (
     SearchCase("digits_inside_a_number", _chat("order 12345 shipped", "order 45"), "234", (1,)),
     SearchCase("query_in_upper_case", _chat("hello there"), "HELLO", (1,)),
     SearchCase("body_in_mixed_case", _chat("HeLLo There", "bye"), "hello", (1,)),
-    SearchCase(
-        "every_word_must_match", _chat("hello world", "hello there", "world peace"), "hello world", (1,)
-    ),
-    SearchCase(
-        "word_order_does_not_matter", _chat("hello world", "hello there", "world peace"), "world hello", (1,)
-    ),
+    SearchCase("every_word_must_match", _chat("hello world", "hello there", "world peace"), "hello world", (1,)),
+    SearchCase("word_order_does_not_matter", _chat("hello world", "hello there", "world peace"), "world hello", (1,)),
     SearchCase("words_may_match_one_body_word", _chat("hello", "help"), "hel llo", (1,)),
     SearchCase("repeated_query_word", _chat("hello", "bye"), "hello HELLO", (1,)),
     SearchCase("accents_in_body_are_folded", _chat("café au lait", "tea"), "cafe", (1,)),
@@ -81,9 +77,7 @@ SEARCH_CASES: tuple[SearchCase, ...] = (
     SearchCase("substring_does_not_span_a_space", _chat("foo bar", "foobar"), "oba", (2,)),
     SearchCase("query_without_words", _chat("hello world", "?!"), "?! ...", ()),
     SearchCase("no_match", _chat("hello world", "goodbye"), "xyz", ()),
-    SearchCase(
-        "newest_first", _chat("hello one", "nothing", "hello three", "hello four"), "hello", (4, 3, 1)
-    ),
+    SearchCase("newest_first", _chat("hello one", "nothing", "hello three", "hello four"), "hello", (4, 3, 1)),
     SearchCase(
         "only_the_asked_chat",
         (

@@ -27,7 +27,5 @@ def assert_snapshot(path: Path, actual: Any) -> None:
         pytest.fail(f"snapshot {path} does not exist; create it with {UPDATE_ENV}=1")
     expected = path.read_text(encoding="utf-8")
     if text != expected:
-        diff = "".join(
-            difflib.unified_diff(expected.splitlines(True), text.splitlines(True), str(path), "actual")
-        )
+        diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True), str(path), "actual"))
         pytest.fail(f"{path.name} drifted; if intended, rerun with {UPDATE_ENV}=1 and review:\n{diff}")

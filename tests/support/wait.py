@@ -9,9 +9,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(
-    probe: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, message: str = ""
-) -> T:
+def wait_for(probe: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, message: str = "") -> T:
     """Call ``probe`` until it returns something truthy; return that, or fail at the deadline."""
     deadline = time.monotonic() + timeout
     last: T = probe()

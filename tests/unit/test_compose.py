@@ -135,7 +135,7 @@ def test_elasticsearch_is_a_bounded_single_node_that_never_auto_creates_indices(
 def test_redis_runs_with_aof_and_noeviction(services):
     argv = services["redis"]["command"]
     assert argv[0] == "redis-server"
-    options = dict(zip(argv[1::2], argv[2::2]))
+    options = dict(zip(argv[1::2], argv[2::2], strict=False))
     assert options["--appendonly"] == "yes"
     assert options["--maxmemory-policy"] == "noeviction"
 

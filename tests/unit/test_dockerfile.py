@@ -29,7 +29,7 @@ class Stage:
 def parse(text: str) -> dict[str, Stage]:
     """Stages by name, in order, each with its (KEYWORD, arguments) instructions."""
     stages: dict[str, Stage] = {}
-    logical = re.sub(r"\\\n", " ", "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("#")))
+    logical = re.sub(r"\\\n", " ", "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")))
     for line in logical.splitlines():
         if not line.strip():
             continue
@@ -91,9 +91,7 @@ def test_processes_run_as_an_unprivileged_user(stages, target):
 @pytest.mark.parametrize("target", ["runtime", "test"])
 def test_the_lock_is_installed_before_any_source_is_copied(stages, target):
     steps = flattened(stages, target)
-    lock_install = next(
-        i for i, (kw, args) in enumerate(steps) if kw == "RUN" and "-r requirements.txt" in args
-    )
+    lock_install = next(i for i, (kw, args) in enumerate(steps) if kw == "RUN" and "-r requirements.txt" in args)
     copies = [(i, args) for i, (kw, args) in enumerate(steps) if kw == "COPY"]
     assert copies[0] == (lock_install - 1, "requirements.txt ./")  # its own layer, just before
     for i, args in copies[1:]:

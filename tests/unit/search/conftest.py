@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 from elasticsearch import Elasticsearch
 
+from tests.support.es_double import ElasticsearchDouble
 from tests.support.es_targets import REAL_URL_ENV, EsTarget, real_url, unique_alias
 
 TARGETS = [

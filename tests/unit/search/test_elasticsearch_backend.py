@@ -60,9 +60,7 @@ def message(
     )
 
 
-def request(
-    text: str, *, limit: int = 20, cursor: str | None = None, sort: str = SORT_NEWEST
-) -> SearchRequest:
+def request(text: str, *, limit: int = 20, cursor: str | None = None, sort: str = SORT_NEWEST) -> SearchRequest:
     return SearchRequest(chat=CHAT, text=text, words=words(text), limit=limit, cursor=cursor, sort=sort)
 
 
@@ -70,9 +68,7 @@ def numbers(page: SearchPage) -> list[int]:
     return [hit.message_number for hit in page.hits]
 
 
-def index_and_refresh(
-    backend: ElasticsearchSearch, target: EsTarget, documents: list[MessageDocument]
-) -> None:
+def index_and_refresh(backend: ElasticsearchSearch, target: EsTarget, documents: list[MessageDocument]) -> None:
     results = backend.index(documents)
     assert [r.outcome for r in results] == [IndexOutcome.APPLIED] * len(documents), results
     target.refresh()
@@ -98,9 +94,7 @@ def backend(es_target: EsTarget) -> ElasticsearchSearch:
 
 @pytest.mark.parametrize("case", SEARCH_CASES, ids=lambda case: case.name)
 def test_search_semantics(case: SearchCase, backend: ElasticsearchSearch, es_target: EsTarget) -> None:
-    documents = [
-        message(m.number, m.body, app_token=m.app_token, chat_number=m.chat_number) for m in case.messages
-    ]
+    documents = [message(m.number, m.body, app_token=m.app_token, chat_number=m.chat_number) for m in case.messages]
     index_and_refresh(backend, es_target, documents)
 
     page = backend.search(request(case.query, limit=100))
@@ -110,13 +104,11 @@ def test_search_semantics(case: SearchCase, backend: ElasticsearchSearch, es_tar
 
 
 @pytest.mark.parametrize("sort", [SORT_NEWEST, SORT_RELEVANCE])
-def test_pages_cover_every_hit_exactly_once(
-    sort: str, backend: ElasticsearchSearch, es_target: EsTarget
-) -> None:
+def test_pages_cover_every_hit_exactly_once(sort: str, backend: ElasticsearchSearch, es_target: EsTarget) -> None:
     # 23 matches of varied length (varied scores) among 30 messages.
-    documents = [
-        message(n, f"hello {'filler ' * (n % 4)}{n}" if n % 4 else f"goodbye {n}") for n in range(1, 31)
-    ] + [message(n, f"hello {n}") for n in range(31, 39)]
+    documents = [message(n, f"hello {'filler ' * (n % 4)}{n}" if n % 4 else f"goodbye {n}") for n in range(1, 31)] + [
+        message(n, f"hello {n}") for n in range(31, 39)
+    ]
     expected = [d.message_number for d in documents if d.body.startswith("hello")]
     index_and_refresh(backend, es_target, documents)
 
@@ -138,9 +130,7 @@ def test_a_last_full_page_has_no_cursor(backend: ElasticsearchSearch, es_target:
     assert pages[-1].next_cursor is None
 
 
-def test_an_edited_message_is_found_by_its_new_text_only(
-    backend: ElasticsearchSearch, es_target: EsTarget
-) -> None:
+def test_an_edited_message_is_found_by_its_new_text_only(backend: ElasticsearchSearch, es_target: EsTarget) -> None:
     index_and_refresh(backend, es_target, [message(1, "original wording"), message(2, "other")])
     index_and_refresh(backend, es_target, [message(1, "edited phrasing", version=2)])
 
@@ -183,9 +173,7 @@ def test_a_deleted_message_is_not_found_even_after_a_stale_redelivery(
     assert numbers(backend.search(request("hello"))) == [2]
 
 
-def test_relevance_ranks_whole_words_then_word_starts(
-    backend: ElasticsearchSearch, es_target: EsTarget
-) -> None:
+def test_relevance_ranks_whole_words_then_word_starts(backend: ElasticsearchSearch, es_target: EsTarget) -> None:
     index_and_refresh(backend, es_target, [message(1, "hello"), message(2, "othello"), message(3, "hellos")])
 
     assert numbers(backend.search(request("hello", sort=SORT_RELEVANCE))) == [1, 3, 2]
@@ -255,8 +243,7 @@ def test_highlight_of_a_long_message_is_a_fragment(backend: ElasticsearchSearch,
 def test_highlight_merge_and_fallback() -> None:
     assert merge_highlights([]) is None
     assert (
-        merge_highlights(["<em>he</em>llo <em>w</em>orld", "hello <em>wor</em>ld"])
-        == "<em>he</em>llo <em>wor</em>ld"
+        merge_highlights(["<em>he</em>llo <em>w</em>orld", "hello <em>wor</em>ld"]) == "<em>he</em>llo <em>wor</em>ld"
     )
     # Different passages of a long body: the one with more highlighted text wins.
     assert merge_highlights(["a <em>b</em> c", "x <em>yyy</em> z"]) == "x <em>yyy</em> z"
@@ -315,9 +302,7 @@ def test_a_relevance_cursor_with_a_non_finite_score_is_invalid(es_client) -> Non
     cursor = cursor_for(sort=SORT_RELEVANCE, values=[float("nan"), 3])
 
     with pytest.raises(InvalidCursor):
-        ElasticsearchSearch(es_client, "messages").search(
-            request("hello", cursor=cursor, sort=SORT_RELEVANCE)
-        )
+        ElasticsearchSearch(es_client, "messages").search(request("hello", cursor=cursor, sort=SORT_RELEVANCE))
 
 
 def test_a_cursor_ignores_how_the_words_were_typed(backend: ElasticsearchSearch, es_target: EsTarget) -> None:
@@ -378,9 +363,7 @@ def test_a_batch_is_one_bulk_request_with_per_document_outcomes(es_double, es_cl
         (500, "illegal_state_exception"),
     ],
 )
-def test_a_bulk_request_the_cluster_cannot_serve_now_is_unavailable(
-    status, error_type, es_double, es_client
-) -> None:
+def test_a_bulk_request_the_cluster_cannot_serve_now_is_unavailable(status, error_type, es_double, es_client) -> None:
     backend = ElasticsearchSearch(es_client, "messages")
     backend.ensure_index()
     es_double.inject_error("PUT", "/messages/_bulk", status=status, error_type=error_type)
@@ -393,9 +376,7 @@ def test_a_bulk_request_the_cluster_cannot_serve_now_is_unavailable(
     ("status", "error_type", "outcome"),
     [(400, "illegal_argument_exception", IndexOutcome.REJECTED)],
 )
-def test_a_refused_bulk_request_rejects_every_document(
-    status, error_type, outcome, es_double, es_client
-) -> None:
+def test_a_refused_bulk_request_rejects_every_document(status, error_type, outcome, es_double, es_client) -> None:
     backend = ElasticsearchSearch(es_client, "messages")
     backend.ensure_index()
     es_double.inject_error("PUT", "/messages/_bulk", status=status, error_type=error_type)
@@ -416,9 +397,7 @@ def test_indexing_without_the_alias_waits_and_creates_nothing(es_target: EsTarge
     assert not es_target.client.indices.exists(index=es_target.alias)
 
 
-def test_a_document_the_mapping_refuses_is_rejected_alone(
-    backend: ElasticsearchSearch, es_target: EsTarget
-) -> None:
+def test_a_document_the_mapping_refuses_is_rejected_alone(backend: ElasticsearchSearch, es_target: EsTarget) -> None:
     results = backend.index([message(1, "fine"), message(2**31, "too big a number"), message(2, "fine too")])
 
     assert [r.outcome for r in results] == [IndexOutcome.APPLIED, IndexOutcome.REJECTED, IndexOutcome.APPLIED]
@@ -535,9 +514,7 @@ def test_ensure_index_lets_a_concurrent_process_win(es_double, es_client) -> Non
 
 
 def test_concurrent_ensure_index_calls_create_one_index(es_double) -> None:
-    backends = [
-        ElasticsearchSearch(Elasticsearch(es_double.url, request_timeout=5), "messages") for _ in range(4)
-    ]
+    backends = [ElasticsearchSearch(Elasticsearch(es_double.url, request_timeout=5), "messages") for _ in range(4)]
     errors: list[BaseException] = []
 
     def run(backend: ElasticsearchSearch) -> None:

@@ -175,17 +175,11 @@ def test_analysis_is_validated(es_client: Elasticsearch) -> None:
     es_client.indices.create(index="idx", settings={**wide_ngram, "index.max_ngram_diff": 2})
 
     with pytest.raises(BadRequestError, match="not emulated"):
-        es_client.indices.create(
-            index="other", settings={"analysis": {"char_filter": {"c": {"type": "html_strip"}}}}
-        )
+        es_client.indices.create(index="other", settings={"analysis": {"char_filter": {"c": {"type": "html_strip"}}}})
     with pytest.raises(BadRequestError, match="failed to find tokenizer"):
-        es_client.indices.create(
-            index="other", settings={"analysis": {"analyzer": {"a": {"tokenizer": "nope"}}}}
-        )
+        es_client.indices.create(index="other", settings={"analysis": {"analyzer": {"a": {"tokenizer": "nope"}}}})
     with pytest.raises(BadRequestError, match="mapper_parsing_exception"):
-        es_client.indices.create(
-            index="other", mappings={"properties": {"t": {"type": "text", "analyzer": "nope"}}}
-        )
+        es_client.indices.create(index="other", mappings={"properties": {"t": {"type": "text", "analyzer": "nope"}}})
 
 
 def test_the_chatsys_mapping_is_accepted(es_client: Elasticsearch) -> None:
@@ -202,9 +196,7 @@ def test_alias_get_and_exists(es_client: Elasticsearch) -> None:
 
     assert es_client.indices.exists_alias(name="live")
     assert not es_client.indices.exists_alias(name="dead")
-    assert es_client.indices.get_alias(name="live").body == {
-        "idx-1": {"aliases": {"live": {"is_write_index": True}}}
-    }
+    assert es_client.indices.get_alias(name="live").body == {"idx-1": {"aliases": {"live": {"is_write_index": True}}}}
     with pytest.raises(NotFoundError):
         es_client.indices.get_alias(name="dead")
 
@@ -223,9 +215,7 @@ def test_aliases_swap_atomically(es_double: ElasticsearchDouble, es_client: Elas
     assert es_double.aliases() == {"live": ["idx-1"]}  # the valid first action was not applied
 
     with pytest.raises(ApiError, match="illegal_state_exception"):  # two write indices
-        es_client.indices.update_aliases(
-            actions=[{"add": {"index": "idx-2", "alias": "live", "is_write_index": True}}]
-        )
+        es_client.indices.update_aliases(actions=[{"add": {"index": "idx-2", "alias": "live", "is_write_index": True}}])
     assert es_double.aliases() == {"live": ["idx-1"]}
 
     es_client.indices.update_aliases(
@@ -327,9 +317,7 @@ def test_bulk_reports_each_item(es_double: ElasticsearchDouble, es_client: Elast
         ("delete", 200, None),
         ("delete", 404, None),
     ]
-    assert {doc_id: (d.version, d.routing) for doc_id, d in es_double.documents("idx").items()} == {
-        "old": (6, "r")
-    }
+    assert {doc_id: (d.version, d.routing) for doc_id, d in es_double.documents("idx").items()} == {"old": (6, "r")}
     (bulk,) = es_double.requests_to("PUT", "/idx/_bulk")
     assert bulk.body[:2] == [
         {"index": {"_id": "a", "routing": "r", "version": 1, "version_type": "external"}},
@@ -341,9 +329,7 @@ def test_bulk_needs_a_final_newline(es_double: ElasticsearchDouble, simple) -> N
     # The client always ends NDJSON with a newline, so this goes around it.
     body = b'{"delete": {"_id": "a", "routing": "r"}}'
 
-    status, _, text = raw_request(
-        es_double.url + "/idx/_bulk", "POST", body, {"content-type": "application/x-ndjson"}
-    )
+    status, _, text = raw_request(es_double.url + "/idx/_bulk", "POST", body, {"content-type": "application/x-ndjson"})
 
     assert status == 400
     assert "terminated by a newline" in json.loads(text)["error"]["reason"]
@@ -368,9 +354,7 @@ def test_writes_through_an_alias_go_to_its_write_index(
     es_client.index(index="live", id="a", document={"x": 1})
 
     assert list(es_double.documents("idx-2")) == ["a"]
-    es_client.indices.update_aliases(
-        actions=[{"add": {"index": "idx-2", "alias": "live", "is_write_index": False}}]
-    )
+    es_client.indices.update_aliases(actions=[{"add": {"index": "idx-2", "alias": "live", "is_write_index": False}}])
     with pytest.raises(BadRequestError, match="no write index is defined"):
         es_client.index(index="live", id="b", document={"x": 1})
 
@@ -394,16 +378,14 @@ def test_documents_are_searchable_after_a_refresh_only(es_client: Elasticsearch,
 
 def test_search_after_pages_through_sorted_hits(es_client: Elasticsearch, simple) -> None:
     for n in range(1, 8):
-        es_client.index(
-            index="idx", id=str(n), routing="r", document={"n": n, "tag": "odd" if n % 2 else "even"}
-        )
+        es_client.index(index="idx", id=str(n), routing="r", document={"n": n, "tag": "odd" if n % 2 else "even"})
     es_client.indices.refresh(index="idx")
     seen, after = [], None
     while True:
         extra = {"search_after": after} if after else {}
-        hits = es_client.search(index="idx", sort=[{"n": "desc"}], size=3, track_total_hits=False, **extra)[
+        hits = es_client.search(index="idx", sort=[{"n": "desc"}], size=3, track_total_hits=False, **extra)["hits"][
             "hits"
-        ]["hits"]
+        ]
         if not hits:
             break
         seen += [hit["_source"]["n"] for hit in hits]
@@ -440,9 +422,7 @@ def test_trigram_phrases_match_substrings_within_words(es_client: Elasticsearch)
         es_client.index(index="chat", id=str(n), routing="r", document={"message_number": n, "body": body})
     es_client.indices.refresh(index="chat")
 
-    hits = es_client.search(
-        index="chat", query={"match_phrase": {"body.trigram": "abcd"}}, sort=["message_number"]
-    )
+    hits = es_client.search(index="chat", query={"match_phrase": {"body.trigram": "abcd"}}, sort=["message_number"])
 
     assert [hit["_id"] for hit in hits["hits"]["hits"]] == ["2", "3"]
 
@@ -459,9 +439,7 @@ def test_highlights(es_client: Elasticsearch) -> None:
     options = {"encoder": "html", "pre_tags": ["<em>"], "post_tags": ["</em>"], "number_of_fragments": 1}
 
     def highlight(query, fields):
-        hits = es_client.search(index="chat", query=query, highlight={**options, "fields": fields})["hits"][
-            "hits"
-        ]
+        hits = es_client.search(index="chat", query=query, highlight={**options, "fields": fields})["hits"]["hits"]
         return hits[0].get("highlight")
 
     assert highlight({"match_phrase": {"body.trigram": "ello"}}, {"body.trigram": {}}) == {
@@ -477,9 +455,7 @@ def test_highlights(es_client: Elasticsearch) -> None:
     }
 
 
-def test_the_request_log_keeps_the_exact_json(
-    es_double: ElasticsearchDouble, es_client: Elasticsearch, simple
-) -> None:
+def test_the_request_log_keeps_the_exact_json(es_double: ElasticsearchDouble, es_client: Elasticsearch, simple) -> None:
     query = {"bool": {"filter": [{"term": {"tag": "a"}}], "must": [{"match": {"text": "hi"}}]}}
 
     es_client.search(index="idx", routing="r", query=query, size=3)

@@ -12,8 +12,7 @@ def test_physical_index_names_sort_by_utc_creation_time() -> None:
 
     assert physical_index_name("msgs", datetime(2026, 1, 2, 3, 4, 5, 6)) == "msgs-v20260102030405000006"
     assert (
-        physical_index_name("msgs", datetime(2026, 1, 2, 5, 4, 5, 6, tzinfo=plus_two))
-        == "msgs-v20260102030405000006"
+        physical_index_name("msgs", datetime(2026, 1, 2, 5, 4, 5, 6, tzinfo=plus_two)) == "msgs-v20260102030405000006"
     )
     earlier, later = datetime(2026, 1, 2, tzinfo=UTC), datetime(2026, 1, 10, tzinfo=UTC)
     assert physical_index_name("msgs", earlier) < physical_index_name("msgs", later)
