@@ -37,6 +37,13 @@ tests_require = [
     "factory-boy==3.3.3",
 ]
 
+# The benchmark harness (bench/, `make bench`): process sampling, the plot, the profiler.
+bench_require = [
+    "psutil==7.2.2",
+    "matplotlib==3.11.2",
+    "py-spy==0.4.3",
+]
+
 setup(
     name="chatsys",
     version="0.1.0",
@@ -47,7 +54,7 @@ setup(
     package_data={"chatsys": ["openapi.yaml"]},
     zip_safe=False,
     install_requires=requires,
-    extras_require={"test": tests_require},
+    extras_require={"test": tests_require, "bench": bench_require},
     entry_points={
         "paste.app_factory": ["main = chatsys:main"],
         "console_scripts": [
