@@ -20,9 +20,10 @@ import resource
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
 
 from bench.services import mysql_connect
+from chatsys.models import utcnow
+from chatsys.outbox.events import isoformat as iso
 from bench.stats import percentile
 
 INSERT_MESSAGE = (
@@ -36,20 +37,18 @@ INSERT_OUTBOX = (
 BODY = "baseline message: the quick brown fox jumps over the lazy dog, number {n}"
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="microseconds") + "Z"
-
-
 def connection_loop(url: str, chats: list[tuple[int, int, str, int]], start: int, deadline: float, out: dict) -> None:
     """One connection: transactions until ``deadline``; latencies (s) and errors into ``out``."""
     latencies: list[float] = out.setdefault("latencies", [])
-    conn = mysql_connect(url, autocommit=False)
-    with conn.cursor() as cur:
-        cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    conn = None
+    while conn is None and time.monotonic() < deadline:
+        try:
+            conn = connect(url)
+        except Exception as exc:  # refused, too many connections…: count it, try again
+            note_error(out, exc)
+            time.sleep(0.2)
+    if conn is None:
+        return
     numbers = {chat[0]: start for chat in chats}
     i = 0
     while time.monotonic() < deadline:
@@ -89,18 +88,30 @@ def connection_loop(url: str, chats: list[tuple[int, int, str, int]], start: int
             conn.commit()
             latencies.append(time.perf_counter() - t0)
         except Exception as exc:  # a blip: count it, reconnect, go on
-            out["errors"] = out.get("errors", 0) + 1
-            out.setdefault("first_error", f"{exc.__class__.__name__}: {exc}"[:300])
+            note_error(out, exc)
             try:
                 conn.close()
             except Exception:
                 pass
             time.sleep(0.05)
             try:
-                conn = mysql_connect(url, autocommit=False)
-            except Exception:
+                conn = connect(url)
+            except Exception as exc2:
+                note_error(out, exc2)
                 time.sleep(0.5)
     conn.close()
+
+
+def connect(url: str):
+    conn = mysql_connect(url, autocommit=False)
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    return conn
+
+
+def note_error(out: dict, exc: Exception) -> None:
+    out["errors"] = out.get("errors", 0) + 1
+    out.setdefault("first_error", f"{exc.__class__.__name__}: {exc}"[:300])
 
 
 def process_main(url: str, assignments: list[list], start: int, begin_at: float, duration: float, queue) -> None:

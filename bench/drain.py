@@ -20,9 +20,10 @@ import pymysql
 from chatsys.models import utcnow
 from chatsys.outbox.events import isoformat
 
+# Placeholders only in VALUES, so that executemany sends multi-row INSERTs.
 INSERT = (
     "INSERT INTO outbox_events (event_id, type, aggregate_key, payload, status, attempts, "
-    "next_attempt_at, created_at) VALUES (%s, 'message.created', %s, %s, 'pending', 0, %s, %s)"
+    "next_attempt_at, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
 )
 
 
@@ -53,7 +54,9 @@ def insert_rows(conn: pymysql.Connection, tag: str, count: int, chat, chunk: int
                         "updated_at": isoformat(now),
                     },
                 }
-                rows.append((event_id, f"bench-drain:{tag}:{i}", json.dumps(payload), later, now))
+                rows.append(
+                    (event_id, "message.created", f"bench-drain:{tag}:{i}", json.dumps(payload), "pending", 0, later, now)
+                )
             cur.executemany(INSERT, rows)
             conn.commit()
     return time.monotonic() - t0

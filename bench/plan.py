@@ -49,7 +49,7 @@ class Plan:
     service_timeout_s: float = 120.0
     drain_wait_s: float = 60.0
     profile: bool = False
-    profile_rate: int = 97
+    profile_rate: int = 50  # Hz per py-spy: the profilers share the two cores with everything else
     keep_db: bool = False
     skip: list[str] = field(default_factory=list)  # workloads to leave out, e.g. ["W5"]
 
@@ -70,10 +70,10 @@ def quick(**overrides: Any) -> Plan:
         repeats=1,
         warmup_s=1.0,
         w1_s=4.0,
-        w2_s=3.0,
+        w2_s=2.0,
         w3_s=2.0,
-        w4_es_s=4.0,
-        baseline_s=3.0,
+        w4_es_s=3.0,
+        baseline_s=2.0,
         read_messages=60,
         search_large=10_000,
         drain_rows=5_000,

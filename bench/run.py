@@ -31,6 +31,7 @@ import platform
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -204,11 +205,10 @@ class BenchRun:
         meta["server"] = {k: v for k, v in _server(self.ini).items() if k != "listen"}
 
         log.info("database %s: recreating and migrating (alembic upgrade head)", plan.name)
-        meta["migrate_s"] = round(recreate_database(self.settings, self.ini), 1)
-        meta["redis_keys_deleted"] = delete_redis_keys(self.settings)
-        reset_queues(self.settings)
-        # Autocommit: every read sees the latest commits (a REPEATABLE READ snapshot would go stale).
-        self.conn = mysql_connect(self.settings["sqlalchemy.url"], autocommit=True)
+        meta["migrate_s"] = round(self.retry("migrating", lambda: recreate_database(self.settings, self.ini)), 1)
+        meta["redis_keys_deleted"] = self.retry("deleting Redis keys", lambda: delete_redis_keys(self.settings))
+        self.retry("resetting queues", lambda: reset_queues(self.settings))
+        self.reconnect()
         meta["mysql"] = self.db_variables()
 
         self.stack = Stack(self.ini, self.logs, plan.workers)
@@ -258,6 +258,35 @@ class BenchRun:
             pids["es-double"] = self.es_double.pid
         return pids
 
+    def reconnect(self) -> None:
+        """(Re)open the harness's own MySQL connection.  Autocommit: every read sees the latest
+        commits (a REPEATABLE READ snapshot would go stale while we poll)."""
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:
+                pass
+        self.conn = mysql_connect(self.settings["sqlalchemy.url"], autocommit=True)
+
+    def retry(self, what: str, step: Callable[[], Any], attempts: int = 3) -> Any:
+        """Run a step that is safe to repeat; after a failure wait for the services and try again."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return step()
+            except Exception as exc:
+                if attempt == attempts:
+                    raise
+                log.warning("%s failed (%s: %s); waiting for the services, then retrying",
+                            what, exc.__class__.__name__, str(exc)[:200])
+                time.sleep(1.0)
+                self.pings.wait(self.plan.service_timeout_s)
+                if self.conn is not None and threading.current_thread() is threading.main_thread():
+                    self.reconnect()
+        raise AssertionError("unreachable")
+
+    def down_now(self) -> list[str]:
+        return [f"{name} unreachable: {error}" for name, error in self.pings.check().items() if error]
+
     def ready(self, web: bool = True) -> None:
         """Services reachable, every process of the stack alive, the web ready."""
         self.pings.wait(self.plan.service_timeout_s)
@@ -278,11 +307,7 @@ class BenchRun:
                 if attempt == 2:
                     raise
                 self.pings.wait(self.plan.service_timeout_s)
-                try:
-                    self.conn.close()
-                except Exception:
-                    pass
-                self.conn = mysql_connect(self.settings["sqlalchemy.url"], autocommit=True)
+                self.reconnect()
         return []
 
     def db_status(self) -> dict[str, int]:
@@ -313,10 +338,25 @@ class BenchRun:
     def attempt(self, key: str, rep: int, measure: Callable[[], dict], web: bool = True) -> dict:
         """Measure one repetition; repeat it if the services blipped during it."""
         run: dict = {}
-        for attempt in range(1, self.plan.retries + 2):
+        last = self.plan.retries + 1
+        for attempt in range(1, last + 1):
             self.ready(web=web)
             start = time.time()
-            run = measure()
+            try:
+                run = measure()
+            except Exception as exc:
+                # A failure during an outage is the outage's doing: repeat.  Otherwise it is real.
+                time.sleep(1.5)  # let the watcher see what happened
+                blips = self.watch.window(start, time.time()) or self.down_now()
+                if not blips or attempt == last:
+                    raise
+                log.warning("%s run %d failed during a service blip (%s: %s); repeating", key, rep,
+                            exc.__class__.__name__, "; ".join(blips))
+                self.results["discarded"].append({"workload": key, "rep": rep, "attempt": attempt, "reason": blips,
+                                                  "error": f"{exc.__class__.__name__}: {exc}"[:500]})
+                self.pings.wait(self.plan.service_timeout_s)
+                self.reconnect()
+                continue
             blips = self.watch.window(start, time.time())
             run.update(rep=rep, attempt=attempt, services=blips)
             if not blips:
@@ -388,14 +428,16 @@ class BenchRun:
         return run
 
     def warmup(self, url: str, script: Path) -> None:
+        """Unmeasured load first: pools filled, caches and allocator keys warm, code paths hot."""
         if self.plan.warmup_s > 0:
-            wrkmod.Wrk(url, script, "warmup", self.plan.warmup_s, self.plan.connections, self.plan.wrk_threads,
-                       self.plan.timeout_s).start().wait()
+            self.retry("warming up", lambda: wrkmod.Wrk(
+                url, script, "warmup", self.plan.warmup_s, self.plan.connections, self.plan.wrk_threads,
+                self.plan.timeout_s).start().wait())
 
     # -- phases -------------------------------------------------------------------------------------
 
     def do_seed(self) -> None:
-        self.seed = seeding.seed(self.web_url, self.conn, self.plan)
+        self.seed = seeding.seed(self.web_url, lambda: self.conn, self.plan, self.retry)
         self.results["seed"] = self.seed.summary()
         self.results["search_queries"]["mix"] = [{"kind": k, "q": q} for k, q in seeding.search_queries()]
         self.wait_drained()
@@ -414,6 +456,8 @@ class BenchRun:
         t0 = time.monotonic()
         done = subprocess.run(argv, cwd=ROOT, env=child_env(), capture_output=True, text=True,
                               timeout=self.plan.baseline_s + 180)
+        with open(self.logs / "dbload.log", "a") as handle:
+            handle.write(done.stderr)
         line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH-JSON ")), None)
         if done.returncode != 0 or line is None:
             raise RuntimeError(f"DB baseline failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
@@ -431,6 +475,9 @@ class BenchRun:
         log.info("  %-22s %8.0f txn/s  p50 %6.1f  p99 %7.1f ms  errors %d  (clients %.2f cores, machine %.0f%% busy)",
                  "DB baseline", run["throughput"], run["latency_ms"]["p50"], run["latency_ms"]["p99"],
                  run["error_total"], run["generator_cores"], cpu["machine_busy_share"] * 100)
+        if run["error_total"] or not run["requests"]:
+            log.warning("  DB baseline: %d errors, %d commits; first: %s", run["error_total"], run["requests"],
+                        run["first_error"])
         return run
 
     def scripts(self) -> None:
@@ -504,28 +551,34 @@ class BenchRun:
         self.scripts()
         self.ready()
         duration = self.plan.w1_s
-        pids = self.stack.pids()
+        roles = mon.role_processes(self.stack.pids(), with_services=False)
+        targets = [(role, procs[0].pid, True) for role, procs in roles.items() if role.startswith("web-worker")]
+        targets += [(role, roles[role][0].pid, False) for role in ("relay", "counters") if role in roles]
         recordings = [
-            profiling.record("web-flamegraph", pids["web"], self.out / "profile-web.svg", duration,
-                             self.plan.profile_rate, "flamegraph", True),
-            profiling.record("web", pids["web"], self.out / "profile-web.speedscope.json", duration,
-                             self.plan.profile_rate, "speedscope", True),
-            profiling.record("relay", pids["relay"], self.out / "profile-relay.speedscope.json", duration,
-                             self.plan.profile_rate, "speedscope", False),
-            profiling.record("counters", pids["counters"], self.out / "profile-counters.speedscope.json", duration,
-                             self.plan.profile_rate, "speedscope", False),
+            profiling.record(role, pid, self.out / f"profile-{role}.speedscope.json", duration,
+                             self.plan.profile_rate, gil=gil)
+            for role, pid, gil in targets
         ]
         time.sleep(1.0)  # py-spy attaches
         run = self.http_run(self.web_url, self.w1_script, "W1 under py-spy", duration)
-        profile: dict[str, Any] = {"run": _brief(run), "files": {}, "summaries": {}, "errors": {}}
+        profile: dict[str, Any] = {"run": _brief(run), "cpu": run["cpu"], "rate_hz": self.plan.profile_rate,
+                                   "files": {}, "summaries": {}, "errors": {}}
+        done: dict[str, Path] = {}
         for recording in recordings:
             error = profiling.finish(recording)
             if error:
                 profile["errors"][recording.name] = error
-                continue
-            profile["files"][recording.name] = recording.output.name
-            if recording.output.suffix == ".json":
-                profile["summaries"][recording.name] = profiling.summarize(recording.output)
+            else:
+                done[recording.name] = recording.output
+                profile["files"][recording.name] = recording.output.name
+        web = [path for name, path in done.items() if name.startswith("web-worker")]
+        if web:
+            profile["summaries"]["web (workers, GIL holder)"] = profiling.summarize(web)
+            profiling.flamegraph(web, self.out / "profile-web.svg", "chatsys-web workers during W1 (GIL holder)")
+            profile["files"]["web flamegraph"] = "profile-web.svg"
+        for name in ("relay", "counters"):
+            if name in done:
+                profile["summaries"][name] = profiling.summarize([done[name]])
         self.results["profile"] = profile
         self.wait_drained()
 

@@ -20,15 +20,19 @@ import json
 import random
 import secrets
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pymysql
 
 from bench.stack import http_json
 from chatsys.models import utcnow
+
+T = TypeVar("T")
+Retry = Callable[[str, Callable[[], T]], T]
 
 SYLLABLES = (
     "ka lo mi ren tor vek sa qu zan pel dor fi gu mar nos tel bri cha dra ol ex vin sul"
@@ -135,20 +139,25 @@ def resolve(conn: pymysql.Connection, pairs: list[tuple[str, int]]) -> list[Chat
 
 
 def insert_messages(conn: pymysql.Connection, chat: ChatInfo, count: int, rng: random.Random, chunk: int = 5000) -> ChatInfo:
-    """``count`` messages numbered 1…count, counted, with ``messages_count`` to match."""
+    """``count`` messages numbered 1…count, counted, with ``messages_count`` to match.
+
+    Safe to repeat after a blip: rows already there are skipped, the count is set, not added.
+    """
     start = utcnow() - timedelta(seconds=count)
+    # Placeholders only in VALUES: that is what PyMySQL's executemany rewrites into multi-row
+    # INSERTs (with a literal in the tuple it silently falls back to one statement per row).
     sql = (
-        "INSERT INTO messages (chat_id, number, body, version, counted, created_at, updated_at) "
-        "VALUES (%s, %s, %s, 1, 1, %s, %s)"
+        "INSERT IGNORE INTO messages (chat_id, number, body, version, counted, created_at, updated_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s)"
     )
     with conn.cursor() as cur:
         for first in range(1, count + 1, chunk):
             rows = []
             for number in range(first, min(first + chunk, count + 1)):
                 at = start + timedelta(seconds=number)
-                rows.append((chat.chat_id, number, sentence(rng), at, at))
+                rows.append((chat.chat_id, number, sentence(rng), 1, 1, at, at))
             cur.executemany(sql, rows)
-        cur.execute("UPDATE chats SET messages_count = messages_count + %s WHERE id = %s", (count, chat.chat_id))
+        cur.execute("UPDATE chats SET messages_count = %s WHERE id = %s", (count, chat.chat_id))
     conn.commit()
     return ChatInfo(chat.token, chat.number, chat.chat_id, chat.application_id, count)
 
@@ -165,8 +174,8 @@ def baseline_chats(conn: pymysql.Connection, count: int = 100) -> list[ChatInfo]
         app_id = cur.lastrowid
         cur.executemany(
             "INSERT INTO chats (application_id, number, name, messages_count, counted, created_at, updated_at) "
-            "VALUES (%s, %s, %s, 0, 1, %s, %s)",
-            [(app_id, n, f"baseline-{n}", now, now) for n in range(1, count + 1)],
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [(app_id, n, f"baseline-{n}", 0, 1, now, now) for n in range(1, count + 1)],
         )
         cur.execute("SELECT id, number FROM chats WHERE application_id = %s ORDER BY number", (app_id,))
         chats = [ChatInfo(token, number, chat_id, app_id) for chat_id, number in cur.fetchall()]
@@ -174,40 +183,47 @@ def baseline_chats(conn: pymysql.Connection, count: int = 100) -> list[ChatInfo]
     return chats
 
 
-def seed(base_url: str, conn: pymysql.Connection, plan) -> Seed:
+def seed(base_url: str, db: Callable[[], pymysql.Connection], plan, retry: Retry) -> Seed:
+    """Seed everything; ``retry(what, step)`` re-runs a step that a service blip broke (every step
+    is safe to repeat), ``db()`` is the harness's current connection (it may reconnect)."""
     rng = random.Random(7)
     seconds: dict[str, float] = {}
     t0 = time.monotonic()
-    write_pairs: list[tuple[str, int]] = []
-    read_pairs: list[tuple[str, int]] = []
+    per_app = plan.write_chats + plan.read_chats
+
+    def application(name: str) -> list[tuple[str, int]]:
+        return retry(f"creating {name}", lambda: create_via_api(base_url, name, per_app))
+
     # One application per thread: its chats are numbered in order, applications in parallel.
     with ThreadPoolExecutor(max_workers=8) as pool:
-        created = list(
-            pool.map(
-                lambda name: create_via_api(base_url, name, plan.write_chats + plan.read_chats),
-                [f"bench-app-{a + 1}" for a in range(plan.applications)],
-            )
-        )
-    for pairs in created:
-        write_pairs += pairs[: plan.write_chats]
-        read_pairs += pairs[plan.write_chats :]
-    search_pairs = create_via_api(base_url, "bench-search", 2)
+        created = list(pool.map(application, [f"bench-app-{a + 1}" for a in range(plan.applications)]))
+    write_pairs = [pair for pairs in created for pair in pairs[: plan.write_chats]]
+    read_pairs = [pair for pairs in created for pair in pairs[plan.write_chats :]]
+    search_pairs = application("bench-search")[:2]
     seconds["api"] = round(time.monotonic() - t0, 2)
 
     t0 = time.monotonic()
-    write_chats = resolve(conn, write_pairs)
-    read_chats = [insert_messages(conn, chat, plan.read_messages, rng) for chat in resolve(conn, read_pairs)]
+    write_chats = retry("resolving chats", lambda: resolve(db(), write_pairs))
+    read_chats = [
+        retry("seeding read chats", lambda chat=chat: insert_messages(db(), chat, plan.read_messages, rng))
+        for chat in retry("resolving chats", lambda: resolve(db(), read_pairs))
+    ]
     seconds["read_chats"] = round(time.monotonic() - t0, 2)
-    small, large = resolve(conn, search_pairs)
+    small, large = retry("resolving chats", lambda: resolve(db(), search_pairs))
     t0 = time.monotonic()
-    small = insert_messages(conn, small, plan.search_small, rng)
-    large = insert_messages(conn, large, plan.search_large, rng)
+    small = retry("seeding the small search chat", lambda: insert_messages(db(), small, plan.search_small, rng))
+    large = retry("seeding the large search chat", lambda: insert_messages(db(), large, plan.search_large, rng))
     seconds["search_chats"] = round(time.monotonic() - t0, 2)
+    retry("analyzing messages", lambda: analyze(db()))
+    baseline = retry("creating the baseline chats", lambda: baseline_chats(db()))
+    return Seed(write_chats, read_chats, small, large, baseline, seconds)
+
+
+def analyze(conn: pymysql.Connection) -> None:
+    """Fresh index statistics after the bulk load, as a production table would have."""
     with conn.cursor() as cur:
         cur.execute("ANALYZE TABLE messages")
         cur.fetchall()
-    conn.commit()
-    return Seed(write_chats, read_chats, small, large, baseline_chats(conn), seconds)
 
 
 # -- request lists for wrk ------------------------------------------------------------------------
