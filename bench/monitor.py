@@ -134,10 +134,12 @@ class Monitor:
     """Samples RSS of the stack every ``interval`` seconds; PSS every ``pss_every`` samples."""
 
     pids: Callable[[], dict[str, int]]
+    web_port: int | None = None  # count each web worker's client connections on this port
     interval: float = 0.5
     pss_every: int = 4
     peaks: dict[str, float] = field(default_factory=dict)  # role → MB
     peaks_pss: dict[str, float] = field(default_factory=dict)
+    connections: dict[str, int] = field(default_factory=dict)  # web worker → most connections seen
     series: list[tuple[float, dict[str, float]]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -172,6 +174,14 @@ class Monitor:
                     rss[role] = rss.get(role, 0.0) + proc.memory_info().rss / MB
                     if pss:
                         pss_values[role] = pss_values.get(role, 0.0) + proc.memory_full_info().pss / MB
+                        if self.web_port and role.startswith("web-worker"):
+                            # The launcher's workers share one listening socket: how evenly the
+                            # kernel spread the load generator's connections over them.
+                            established = sum(
+                                1 for c in proc.net_connections("tcp")
+                                if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == self.web_port
+                            )
+                            self.connections[role] = max(self.connections.get(role, 0), established)
                 except psutil.Error:
                     continue
         for prefix in ("web", "trivial-web"):
@@ -191,4 +201,5 @@ class Monitor:
         return {
             "peak_rss_mb": {k: round(v, 1) for k, v in sorted(self.peaks.items())},
             "peak_pss_mb": {k: round(v, 1) for k, v in sorted(self.peaks_pss.items())},
+            "connections_by_web_worker": dict(sorted(self.connections.items())),
         }

@@ -22,6 +22,9 @@ class Plan:
     connections: int = 32  # concurrent connections of every load (and of the DB baseline)
     wrk_threads: int = 1  # one event loop drives 32 connections at these rates; fewer cores taken
     timeout_s: float = 2.0  # a request slower than this is a timeout error (wrk --timeout)
+    # W3 on the large chat may legitimately take seconds: a longer timeout keeps its tail in the
+    # latency percentiles (wrk leaves timed-out requests out of them).
+    search_timeout_s: float = 10.0
     repeats: int = 3
     warmup_s: float = 3.0
     # seconds per measured run
@@ -29,7 +32,7 @@ class Plan:
     w2_s: float = 15.0
     w3_s: float = 10.0
     w4_es_s: float = 15.0
-    baseline_s: float = 12.0
+    baseline_s: float = 10.0
     # data
     applications: int = 10
     write_chats: int = 10  # per application: W1 spreads over applications × write_chats chats
@@ -44,6 +47,9 @@ class Plan:
     probe_rate: float = 20.0
     probe_timeout_s: float = 30.0
     poll_interval_s: float = 0.02
+    # The whole run must end within this many seconds: W5 (the last phase) does as many of its
+    # repetitions as fit, and the report says if it did fewer.
+    budget_s: float = 570.0
     # robustness
     retries: int = 2  # extra attempts of a run spoiled by a service restart or outage
     service_timeout_s: float = 120.0
@@ -82,6 +88,10 @@ def quick(**overrides: Any) -> Plan:
         probe_timeout_s=20.0,
         retries=1,
         drain_wait_s=30.0,
+        # The smoke run checks that everything works, not how fast: a slow (shared, busy) CI
+        # machine must not turn a slow answer into an error.
+        timeout_s=10.0,
+        budget_s=85.0,
     )
     values.update(overrides)
     return Plan(**values)

@@ -95,6 +95,8 @@ def build(results: dict[str, Any], plan: Plan) -> dict[str, Any]:
                 k: max(m["peak_pss_mb"].get(k, 0.0) for m in memory)
                 for k in sorted({k for m in memory for k in m["peak_pss_mb"]})
             },
+            # per W1 run: how the load generator's connections were spread over the web workers
+            "connections_by_web_worker": [m.get("connections_by_web_worker", {}) for m in memory],
         }
 
     def med(key: str, field: str = "throughput") -> float | None:
