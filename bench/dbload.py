@@ -22,9 +22,9 @@ import time
 import uuid
 
 from bench.services import mysql_connect
+from bench.stats import percentile
 from chatsys.models import utcnow
 from chatsys.outbox.events import isoformat as iso
-from bench.stats import percentile
 
 INSERT_MESSAGE = (
     "INSERT INTO messages (chat_id, number, body, version, counted, created_at, updated_at) "
@@ -122,7 +122,7 @@ def process_main(url: str, assignments: list[list], start: int, begin_at: float,
     deadline = time.monotonic() + duration
     threads = [
         threading.Thread(target=connection_loop, args=(url, chats, start, deadline, out))
-        for chats, out in zip(assignments, outs)
+        for chats, out in zip(assignments, outs, strict=True)
     ]
     for t in threads:
         t.start()

@@ -41,8 +41,8 @@ def plot(results: dict[str, Any], report: dict[str, Any], path: Path) -> Path:
     # 1. throughput: median with the range of the runs
     ax = axes[0][0]
     med = [summary[k]["throughput"]["median"] or 0 for k in keys]
-    low = [m - (summary[k]["throughput"]["min"] or 0) for m, k in zip(med, keys)]
-    high = [(summary[k]["throughput"]["max"] or 0) - m for m, k in zip(med, keys)]
+    low = [m - (summary[k]["throughput"]["min"] or 0) for m, k in zip(med, keys, strict=True)]
+    high = [(summary[k]["throughput"]["max"] or 0) - m for m, k in zip(med, keys, strict=True)]
     colors = [BASELINE_COLOR if k.startswith("baseline") else WORKLOAD_COLOR for k in keys]
     ax.bar(range(len(keys)), med, yerr=[low, high], color=colors, capsize=4)
     for x, k in enumerate(keys):
@@ -124,7 +124,7 @@ def plot(results: dict[str, Any], report: dict[str, Any], path: Path) -> Path:
             values.append(runs[len(runs) // 2].get("cpu", {}).get("cores_by_role", {}).get(role, 0.0) if runs else 0.0)
         if any(values):
             ax.bar(range(len(keys)), values, bottom=bottoms, label=role, color=palette(j))
-            bottoms = [b + v for b, v in zip(bottoms, values)]
+            bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
     ax.axhline(results["meta"]["machine"]["cpus"], color="black", linestyle=":", label="all cores")
     ax.set_xticks(range(len(keys)), [SHORT[k] for k in keys], rotation=30, ha="right")
     ax.set_ylabel("cores used")

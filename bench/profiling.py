@@ -99,7 +99,7 @@ def stacks(speedscope: Path) -> list[tuple[list[dict], float]]:
     result = []
     for profile in data["profiles"]:
         weights = profile.get("weights") or [1] * len(profile["samples"])
-        for stack, weight in zip(profile["samples"], weights):
+        for stack, weight in zip(profile["samples"], weights, strict=True):
             if stack:  # speedscope stacks run from the root to the leaf
                 result.append(([frames[i] for i in stack], weight))
     return result

@@ -41,7 +41,8 @@ from urllib.parse import urlsplit
 
 from bench import drain as w5
 from bench import monitor as mon
-from bench import profiling, seed as seeding
+from bench import profiling
+from bench import seed as seeding
 from bench import wrk as wrkmod
 from bench.plan import Plan
 from bench.probes import CountedPoller, IndexedPoller, ProbeClient, lag_summary
@@ -59,6 +60,7 @@ from bench.stack import (
     purge_queues,
     recreate_database,
     reset_queues,
+    server_options,
     trivial_ini,
     wait_http,
 )
@@ -190,7 +192,6 @@ class BenchRun:
                 "time out (errors.timeout) are left out of wrk's latency percentiles.",
             ],
         )
-        meta["wrk"] = wrkmod.version() if wrkmod.wrk_path() else None
         wrkmod.ensure_wrk(install=True)
         meta["wrk"] = wrkmod.version()
         log.info("waiting for MySQL, Redis and RabbitMQ")
@@ -203,7 +204,7 @@ class BenchRun:
         self.web_url = f"http://127.0.0.1:{self.web_port}"
         self.trivial_url = f"http://127.0.0.1:{self.trivial_port}"
         meta["ini"] = str(self.ini)
-        meta["server"] = {k: v for k, v in _server(self.ini).items() if k != "listen"}
+        meta["server"] = {k: v for k, v in server_options(self.ini).items() if k != "listen"}
 
         log.info("database %s: recreating and migrating (alembic upgrade head)", plan.name)
         meta["migrate_s"] = round(self.retry("migrating", lambda: recreate_database(self.settings, self.ini)), 1)
@@ -523,7 +524,7 @@ class BenchRun:
                                          seeding.search_requests(chat))
             self.warmup(self.web_url, script)
             for rep in range(1, self.plan.repeats + 1):
-                self.record(key, self.attempt(key, rep, lambda: self.http_run(
+                self.record(key, self.attempt(key, rep, lambda key=key, chat=chat, script=script: self.http_run(
                     self.web_url, script, f"{key} {chat.messages:,}", self.plan.w3_s,
                     timeout_s=self.plan.search_timeout_s)))
             self.results["search_queries"][key] = self.unloaded_queries(chat)
@@ -533,7 +534,7 @@ class BenchRun:
         conn = http.client.HTTPConnection("127.0.0.1", self.web_port, timeout=30)
         rows = []
         try:
-            for (kind, q), (_, path, _) in zip(seeding.search_queries(), seeding.search_requests(chat)):
+            for (kind, q), (_, path, _) in zip(seeding.search_queries(), seeding.search_requests(chat), strict=True):
                 latencies = []
                 hits = None
                 for _ in range(times):
@@ -666,12 +667,6 @@ class BenchRun:
                 return result
             self.record("W5", self.attempt("W5", rep, measure, web=False))
             last_rep_s = time.monotonic() - rep_started
-
-
-def _server(ini: Path) -> dict[str, str]:
-    from bench.stack import server_options
-
-    return server_options(ini)
 
 
 def _brief(run: dict) -> dict:

@@ -103,7 +103,7 @@ class Pings:
                 return time.monotonic() - start
             if time.monotonic() - start > timeout:
                 raise ServiceDown(
-                    "still unreachable after %.0fs: %s" % (timeout, "; ".join(f"{k} ({v})" for k, v in down.items()))
+                    f"still unreachable after {timeout:.0f}s: " + "; ".join(f"{k} ({v})" for k, v in down.items())
                 )
             if not announced:
                 log.warning("waiting for %s: %s", ", ".join(down), "; ".join(down.values()))
