@@ -31,7 +31,20 @@ def kept(runs: list[dict]) -> list[dict]:
     return [r for r in runs if not r.get("spoiled")]
 
 
-def summarize_http(runs: list[dict]) -> dict[str, Any]:
+def server_role(key: str) -> str:
+    """The process group that serves a workload: its CPU per request is the cost of one request."""
+    if key == "baseline.db":
+        return "mysql"
+    return "trivial-web" if key.startswith("baseline.http") else "web"
+
+
+def cpu_ms_per_request(run: dict, role: str) -> float | None:
+    """Server CPU milliseconds per completed request: a figure that a busy machine barely moves."""
+    cores = run.get("cpu", {}).get("cores_by_role", {}).get(role)
+    return round(cores / run["throughput"] * 1000, 3) if cores and run.get("throughput") else None
+
+
+def summarize_http(runs: list[dict], role: str = "web") -> dict[str, Any]:
     runs = kept(runs)
     return {
         "runs": len(runs),
@@ -44,6 +57,8 @@ def summarize_http(runs: list[dict]) -> dict[str, Any]:
         "generator_cores": spread([r.get("generator_cores") for r in runs]),
         "machine_busy_share": spread([r.get("cpu", {}).get("machine_busy_share") for r in runs]),
         "other_cores": spread([r.get("cpu", {}).get("cores_by_role", {}).get("other") for r in runs]),
+        "server_role": role,
+        "server_cpu_ms_per_request": spread([cpu_ms_per_request(r, role) for r in runs]),
     }
 
 
@@ -71,7 +86,9 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 def build(results: dict[str, Any], plan: Plan) -> dict[str, Any]:
     runs = results["runs"]
-    summary: dict[str, Any] = {key: summarize_http(runs[key]) for key in HTTP_GROUPS if runs.get(key)}
+    summary: dict[str, Any] = {
+        key: summarize_http(runs[key], server_role(key)) for key in HTTP_GROUPS if runs.get(key)
+    }
     lag = results.get("lag", {})
     for kind in ("counted", "indexed"):
         if lag.get(kind):
@@ -162,7 +179,10 @@ def _range(s: dict, digits: int = 0) -> str:
 def table(report: dict[str, Any]) -> str:
     summary = report["summary"]
     lines = []
-    header = f"{'workload':34} {'runs':>4}  {'req/s median (range)':>26}  {'p50':>7} {'p95':>7} {'p99':>7} ms  {'errors':>6}  {'gen cores':>9}  {'busy':>5}"
+    header = (
+        f"{'workload':34} {'runs':>4}  {'req/s median (range)':>26}  {'p50':>7} {'p95':>7} {'p99':>7} ms  "
+        f"{'errors':>6}  {'gen cores':>9}  {'busy':>5}  {'server CPU ms/req':>17}"
+    )
     lines.append(header)
     lines.append("-" * len(header))
     for key, label in HTTP_GROUPS.items():
@@ -172,7 +192,8 @@ def table(report: dict[str, Any]) -> str:
         lines.append(
             f"{label:34} {s['runs']:>4}  {_range(s['throughput']):>26}  {_fmt(s['p50_ms']['median'], 1):>7} "
             f"{_fmt(s['p95_ms']['median'], 1):>7} {_fmt(s['p99_ms']['median'], 1):>7}     {s['errors']:>6}  "
-            f"{_fmt(s['generator_cores']['median'], 2):>9}  {_fmt((s['machine_busy_share']['median'] or 0) * 100, 0):>4}%"
+            f"{_fmt(s['generator_cores']['median'], 2):>9}  {_fmt((s['machine_busy_share']['median'] or 0) * 100, 0):>4}%  "
+            f"{_fmt(s['server_cpu_ms_per_request']['median'], 2):>8} ({s['server_role']})"
         )
     for kind, label in (("counted", "W4 lag 201 → counted"), ("indexed", "W4 lag 201 → indexed (ES double)")):
         s = summary.get(f"W4.{kind}")
