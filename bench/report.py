@@ -69,6 +69,8 @@ def summarize_lag(runs: list[dict]) -> dict[str, Any]:
         "samples": len(pooled),
         "missing": sum(r["missing"] for r in runs),
         "pooled_ms": distribution(pooled),
+        "non_positive": sum(r.get("non_positive", 0) for r in runs),
+        "from_send_p99_ms": spread([r.get("lag_from_send_ms", {}).get("p99") for r in runs]),
         "p50_ms": spread([r["lag_ms"]["p50"] for r in runs]),
         "p99_ms": spread([r["lag_ms"]["p99"] for r in runs]),
     }
