@@ -39,6 +39,13 @@ tests_require = [
     "ruff==0.17.5",
 ]
 
+# The benchmark harness (bench/, `make bench`): process sampling, the plot, the profiler.
+bench_require = [
+    "psutil==7.2.2",
+    "matplotlib==3.11.2",
+    "py-spy==0.4.3",
+]
+
 setup(
     name="chatsys",
     version="0.1.0",
@@ -49,7 +56,7 @@ setup(
     package_data={"chatsys": ["openapi.yaml"]},
     zip_safe=False,
     install_requires=requires,
-    extras_require={"test": tests_require},
+    extras_require={"test": tests_require, "bench": bench_require},
     entry_points={
         "paste.app_factory": ["main = chatsys:main"],
         "console_scripts": [

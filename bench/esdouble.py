@@ -1,0 +1,64 @@
+"""The Elasticsearch test double as a process of its own, noting when each document was indexed.
+
+``python -m bench.esdouble --record FILE`` starts :class:`tests.support.es_double.ElasticsearchDouble`
+(the in-process double the test suite uses; the indexer worker writes to it through the real
+``elasticsearch`` client), prints its URL on the first line of stdout, and appends
+``doc_id<TAB>unix time`` to FILE for every document a bulk request applied — the moment the
+write became visible to a realtime GET.  W4 reads that file (:class:`bench.probes.IndexedPoller`).
+
+It runs in its own process so that its Python work (analysis of every document) is measured on
+its own and does not share the harness's GIL with the lag probes.  The double records every
+request it receives; the bench clears that list after each bulk so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+import time
+from typing import Any
+
+from tests.support.es_double import ElasticsearchDouble
+
+
+class RecordingDouble(ElasticsearchDouble):
+    def __init__(self, record_path: str) -> None:
+        super().__init__()
+        self._record = open(record_path, "a", buffering=1 << 16)
+        self._record_lock = threading.Lock()
+        self.documents_indexed = 0
+
+    def _bulk(self, url_index: str | None, params: dict[str, str], operations: list[Any]) -> tuple[int, Any]:
+        status, payload = super()._bulk(url_index, params, operations)
+        now = time.time()
+        lines = []
+        for item in payload.get("items", ()):
+            result = next(iter(item.values()))
+            if result.get("status") in (200, 201):
+                lines.append(f"{result['_id']}\t{now:.6f}\n")
+        with self._record_lock:
+            self._record.write("".join(lines))
+            self._record.flush()
+            self.documents_indexed += len(lines)
+        self.clear_requests()
+        return status, payload
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--record", required=True, help="file to append doc_id<TAB>time lines to")
+    args = p.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    double = RecordingDouble(args.record).start()
+    print(double.url, flush=True)
+    try:
+        stop.wait()
+    finally:
+        double.stop()
+
+
+if __name__ == "__main__":
+    main()
