@@ -28,8 +28,9 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="smoke mode: one short run per workload, small seeds (< 90 s)")
     p.add_argument("--profile", action="store_true", help="one extra W1 run under py-spy (web, relay, counters)")
     p.add_argument("--workers", type=int, help="chatsys-web worker processes (default: cores)")
@@ -39,8 +40,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, help="seconds of every measured run (overrides each workload's)")
     p.add_argument("--drain-rows", type=int, help="W5 pending outbox rows (default 100,000; quick 5,000)")
     p.add_argument("--search-large", type=int, help="messages in W3's large chat (default 100,000; quick 10,000)")
-    p.add_argument("--skip", action="append", default=[], choices=["W1", "W2", "W3", "W4", "W5"],
-                   help="leave a workload out (repeatable); W6 is measured during W1")
+    p.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=["W1", "W2", "W3", "W4", "W5"],
+        help="leave a workload out (repeatable); W6 is measured during W1",
+    )
     p.add_argument("--name", help="database / Redis prefix / RabbitMQ namespace (default chatsys_bench)")
     p.add_argument("--base-ini", help="ini the generated one starts from (default development.ini)")
     p.add_argument("--out", type=Path, help="results directory (default bench/results/<UTC timestamp>)")
@@ -52,9 +58,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def make_plan(args: argparse.Namespace) -> plans.Plan:
     overrides = {}
     for field, value in (
-        ("workers", args.workers), ("threads", args.threads), ("connections", args.connections),
-        ("repeats", args.repeats), ("drain_rows", args.drain_rows), ("search_large", args.search_large),
-        ("name", args.name), ("base_ini", args.base_ini),
+        ("workers", args.workers),
+        ("threads", args.threads),
+        ("connections", args.connections),
+        ("repeats", args.repeats),
+        ("drain_rows", args.drain_rows),
+        ("search_large", args.search_large),
+        ("name", args.name),
+        ("base_ini", args.base_ini),
     ):
         if value is not None:
             overrides[field] = value

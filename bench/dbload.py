@@ -139,7 +139,9 @@ def process_main(url: str, assignments: list[list], start: int, begin_at: float,
     )
 
 
-def run(url: str, chats: list[tuple[int, int, str, int]], connections: int, processes: int, duration: float, start: int) -> dict:
+def run(
+    url: str, chats: list[tuple[int, int, str, int]], connections: int, processes: int, duration: float, start: int
+) -> dict:
     """Run the baseline; returns the summary the harness records."""
     if len(chats) < connections:
         raise ValueError(f"need at least {connections} chats (one set per connection), got {len(chats)}")

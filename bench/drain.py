@@ -57,7 +57,16 @@ def insert_rows(conn: pymysql.Connection, tag: str, count: int, chat, chunk: int
                     },
                 }
                 rows.append(
-                    (event_id, "message.created", f"bench-drain:{tag}:{i}", json.dumps(payload), "pending", 0, later, now)
+                    (
+                        event_id,
+                        "message.created",
+                        f"bench-drain:{tag}:{i}",
+                        json.dumps(payload),
+                        "pending",
+                        0,
+                        later,
+                        now,
+                    )
                 )
             cur.executemany(INSERT, rows)
             conn.commit()

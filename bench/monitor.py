@@ -178,7 +178,8 @@ class Monitor:
                             # The launcher's workers share one listening socket: how evenly the
                             # kernel spread the load generator's connections over them.
                             established = sum(
-                                1 for c in proc.net_connections("tcp")
+                                1
+                                for c in proc.net_connections("tcp")
                                 if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == self.web_port
                             )
                             self.connections[role] = max(self.connections.get(role, 0), established)

@@ -77,22 +77,31 @@ def plot(results: dict[str, Any], report: dict[str, Any], path: Path) -> Path:
             series = run["series"]
             if series:
                 ax.scatter(
-                    [s[0] for s in series], [max(s[1], 0.1) for s in series], s=8, marker=marker, color=color,
-                    alpha=0.35 + 0.2 * (i % 3), label=f"{kind}, run {run['rep']}",
+                    [s[0] for s in series],
+                    [max(s[1], 0.1) for s in series],
+                    s=8,
+                    marker=marker,
+                    color=color,
+                    alpha=0.35 + 0.2 * (i % 3),
+                    label=f"{kind}, run {run['rep']}",
                 )
     ax.axhline(2000, color="red", linestyle="--", label="target p99 2 s")
     ax.set_yscale("log")
     ax.set_xlabel("seconds since the run started (time of the 201)")
     ax.set_ylabel("lag ms")
-    ax.set_title("W4 pipeline lag: 201 → counted / indexed\n(≤ 0 drawn at 0.1 ms: done before the harness read the 201)",
-                 fontsize=10)
+    ax.set_title(
+        "W4 pipeline lag: 201 → counted / indexed\n(≤ 0 drawn at 0.1 ms: done before the harness read the 201)",
+        fontsize=10,
+    )
     ax.legend(fontsize=7, ncol=2)
 
     # 4. W5 drain curves
     ax = axes[1][0]
     for run in kept(results["runs"].get("W5", [])):
         series = run["series"]
-        ax.plot([s[0] for s in series], [s[1] for s in series], label=f"run {run['rep']}: {run['events_per_s']:,.0f} ev/s")
+        ax.plot(
+            [s[0] for s in series], [s[1] for s in series], label=f"run {run['rep']}: {run['events_per_s']:,.0f} ev/s"
+        )
     ax.set_xlabel("seconds since the rows became due")
     ax.set_ylabel("pending outbox rows")
     ax.set_title("W5 relay drain (relay alone, target ≥ 5,000 events/s)")
@@ -114,8 +123,21 @@ def plot(results: dict[str, Any], report: dict[str, Any], path: Path) -> Path:
 
     # 6. CPU by role during each workload (median run)
     ax = axes[1][2]
-    roles_order = ["web", "trivial-web", "wrk", "dbload", "mysql", "redis", "rabbitmq", "relay", "counters",
-                   "indexer", "es-double", "harness", "other"]
+    roles_order = [
+        "web",
+        "trivial-web",
+        "wrk",
+        "dbload",
+        "mysql",
+        "redis",
+        "rabbitmq",
+        "relay",
+        "counters",
+        "indexer",
+        "es-double",
+        "harness",
+        "other",
+    ]
     palette = plt.get_cmap("tab20")
     bottoms = [0.0] * len(keys)
     for j, role in enumerate(roles_order):

@@ -81,9 +81,7 @@ class ProbeClient:
             body = json.dumps({"body": f"lag probe {i} sent at {time.time():.6f}"})
             t0 = time.time()
             try:
-                conn.request(
-                    "POST", f"{chat.path}/messages", body=body, headers={"Content-Type": "application/json"}
-                )
+                conn.request("POST", f"{chat.path}/messages", body=body, headers={"Content-Type": "application/json"})
                 response = conn.getresponse()
                 payload = response.read()
                 acked = time.time()

@@ -167,10 +167,14 @@ def flamegraph(speedscopes: list[Path], output: Path, title: str, width: int = 1
                 text = html.escape(name)
                 pct = 100.0 * child["count"] / total
                 rects.append(
-                    f'<g><title>{text} — {child["count"]:.2f} s sampled, {pct:.1f}%</title>'
+                    f"<g><title>{text} — {child['count']:.2f} s sampled, {pct:.1f}%</title>"
                     f'<rect x="{x:.1f}" y="{{y{depth}}}" width="{w:.1f}" height="{row - 1}" '
                     f'fill="hsl({hue},85%,60%)"/>'
-                    + (f'<text x="{x + 3:.1f}" y="{{t{depth}}}">{html.escape(name[: int(w / 7)])}</text>' if w > 40 else "")
+                    + (
+                        f'<text x="{x + 3:.1f}" y="{{t{depth}}}">{html.escape(name[: int(w / 7)])}</text>'
+                        if w > 40
+                        else ""
+                    )
                     + "</g>"
                 )
             walk(child, x, depth + 1)

@@ -88,9 +88,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 def build(results: dict[str, Any], plan: Plan) -> dict[str, Any]:
     runs = results["runs"]
-    summary: dict[str, Any] = {
-        key: summarize_http(runs[key], server_role(key)) for key in HTTP_GROUPS if runs.get(key)
-    }
+    summary: dict[str, Any] = {key: summarize_http(runs[key], server_role(key)) for key in HTTP_GROUPS if runs.get(key)}
     lag = results.get("lag", {})
     for kind in ("counted", "indexed"):
         if lag.get(kind):
@@ -194,7 +192,8 @@ def table(report: dict[str, Any]) -> str:
         lines.append(
             f"{label:34} {s['runs']:>4}  {_range(s['throughput']):>26}  {_fmt(s['p50_ms']['median'], 1):>7} "
             f"{_fmt(s['p95_ms']['median'], 1):>7} {_fmt(s['p99_ms']['median'], 1):>7}     {s['errors']:>6}  "
-            f"{_fmt(s['generator_cores']['median'], 2):>9}  {_fmt((s['machine_busy_share']['median'] or 0) * 100, 0):>4}%  "
+            f"{_fmt(s['generator_cores']['median'], 2):>9}  "
+            f"{_fmt((s['machine_busy_share']['median'] or 0) * 100, 0):>4}%  "
             f"{_fmt(s['server_cpu_ms_per_request']['median'], 2):>8} ({s['server_role']})"
         )
     for kind, label in (("counted", "W4 lag 201 → counted"), ("indexed", "W4 lag 201 → indexed (ES double)")):
@@ -218,14 +217,22 @@ def table(report: dict[str, Any]) -> str:
         others = ", ".join(f"{k} {v:.0f}" for k, v in rss.items() if not k.startswith("web"))
         lines.append(
             f"{'W6 peak RSS MB during W1':34} {s['runs']:>4}  web sum {_fmt(rss.get('web (sum)'))} "
-            f"(PSS {_fmt(s['peak_pss_mb'].get('web (sum)'))}); master {_fmt(rss.get('web-master'))}, workers {workers}; {others}"
+            f"(PSS {_fmt(s['peak_pss_mb'].get('web (sum)'))}); master {_fmt(rss.get('web-master'))}, "
+            f"workers {workers}; {others}"
         )
     lines.append("")
     r = report["ratios"]
     lines.append(
-        "ratios: W1/DB {} (paired {}), W1/HTTP-POST {} (paired {}), W2/HTTP-GET {} (paired {}), W1 p99 / DB p99 {}".format(
-            r["W1_vs_db"], r["W1_vs_db_paired"], r["W1_vs_http_post"], r["W1_vs_http_post_paired"],
-            r["W2_vs_http_get"], r["W2_vs_http_get_paired"], r["W1_p99_vs_db_p99"],
+        (
+            "ratios: W1/DB {} (paired {}), W1/HTTP-POST {} (paired {}), W2/HTTP-GET {} (paired {}), W1 p99 / DB p99 {}"
+        ).format(
+            r["W1_vs_db"],
+            r["W1_vs_db_paired"],
+            r["W1_vs_http_post"],
+            r["W1_vs_http_post_paired"],
+            r["W2_vs_http_get"],
+            r["W2_vs_http_get_paired"],
+            r["W1_p99_vs_db_p99"],
         )
     )
     lines.append("")

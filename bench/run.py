@@ -168,7 +168,12 @@ class BenchRun:
         log.info("== %s", name)
         fn()
         self.results["phases"][name] = round(time.monotonic() - t0, 1)
-        log.info("== %s done in %.0fs (%.0fs since start)", name, time.monotonic() - t0, time.monotonic() - self.phase_started)
+        log.info(
+            "== %s done in %.0fs (%.0fs since start)",
+            name,
+            time.monotonic() - t0,
+            time.monotonic() - self.phase_started,
+        )
 
     def prepare(self) -> None:
         t0 = time.monotonic()
@@ -232,7 +237,11 @@ class BenchRun:
         if self.watch is not None:
             self.watch.stop()
             self.results["service_blips"] = [
-                {"service": b.service, "at": datetime.fromtimestamp(b.at, UTC).isoformat(timespec="seconds"), "what": b.what}
+                {
+                    "service": b.service,
+                    "at": datetime.fromtimestamp(b.at, UTC).isoformat(timespec="seconds"),
+                    "what": b.what,
+                }
                 for b in self.watch.blips
             ]
         if self.conn is not None:
@@ -278,8 +287,12 @@ class BenchRun:
             except Exception as exc:
                 if attempt == attempts:
                     raise
-                log.warning("%s failed (%s: %s); waiting for the services, then retrying",
-                            what, exc.__class__.__name__, str(exc)[:200])
+                log.warning(
+                    "%s failed (%s: %s); waiting for the services, then retrying",
+                    what,
+                    exc.__class__.__name__,
+                    str(exc)[:200],
+                )
                 time.sleep(1.0)
                 self.pings.wait(self.plan.service_timeout_s)
                 if self.conn is not None and threading.current_thread() is threading.main_thread():
@@ -352,10 +365,22 @@ class BenchRun:
                 blips = self.watch.window(start, time.time()) or self.down_now()
                 if not blips or attempt == last:
                     raise
-                log.warning("%s run %d failed during a service blip (%s: %s); repeating", key, rep,
-                            exc.__class__.__name__, "; ".join(blips))
-                self.results["discarded"].append({"workload": key, "rep": rep, "attempt": attempt, "reason": blips,
-                                                  "error": f"{exc.__class__.__name__}: {exc}"[:500]})
+                log.warning(
+                    "%s run %d failed during a service blip (%s: %s); repeating",
+                    key,
+                    rep,
+                    exc.__class__.__name__,
+                    "; ".join(blips),
+                )
+                self.results["discarded"].append(
+                    {
+                        "workload": key,
+                        "rep": rep,
+                        "attempt": attempt,
+                        "reason": blips,
+                        "error": f"{exc.__class__.__name__}: {exc}"[:500],
+                    }
+                )
                 self.pings.wait(self.plan.service_timeout_s)
                 self.reconnect()
                 continue
@@ -364,12 +389,23 @@ class BenchRun:
             if not blips:
                 return run
             log.warning("%s run %d: services blipped (%s); repeating", key, rep, "; ".join(blips))
-            self.results["discarded"].append({"workload": key, "rep": rep, "attempt": attempt, "reason": blips, "run": _brief(run)})
+            self.results["discarded"].append(
+                {"workload": key, "rep": rep, "attempt": attempt, "reason": blips, "run": _brief(run)}
+            )
         run["spoiled"] = True  # every attempt overlapped an outage: kept, flagged, left out of medians
         return run
 
-    def http_run(self, url: str, script: Path, label: str, duration: float, *, monitor: bool = False,
-                 probes: tuple[str, ...] = (), timeout_s: float | None = None) -> dict:
+    def http_run(
+        self,
+        url: str,
+        script: Path,
+        label: str,
+        duration: float,
+        *,
+        monitor: bool = False,
+        probes: tuple[str, ...] = (),
+        timeout_s: float | None = None,
+    ) -> dict:
         """One wrk run against ``url`` with CPU accounting; optionally RSS sampling and lag probes."""
         pids = self.pids()
         before = mon.cpu_snapshot(pids)
@@ -385,7 +421,9 @@ class BenchRun:
             client = ProbeClient(parsed.hostname, parsed.port, self.seed.write_chats, self.plan.probe_rate).start()
             pollers = []
             if "counted" in probes:
-                pollers.append(CountedPoller(client, self.plan.poll_interval_s, self.settings["sqlalchemy.url"]).start())
+                pollers.append(
+                    CountedPoller(client, self.plan.poll_interval_s, self.settings["sqlalchemy.url"]).start()
+                )
             if "indexed" in probes:
                 pollers.append(IndexedPoller(client, self.plan.poll_interval_s, self.es_record).start())
         try:
@@ -421,20 +459,42 @@ class BenchRun:
             for poller in pollers:
                 run[f"lag_{poller.attribute}"] = lag_summary(probes_done, poller.attribute, origin)
         log.info(
-            "  %-22s %8.0f req/s  p50 %6.1f  p99 %7.1f ms  errors %d  (wrk %.2f cores, machine %.0f%% busy, other %.2f cores)",
-            label, run["throughput"], run["latency_ms"]["p50"], run["latency_ms"]["p99"], run["error_total"],
-            run["generator_cores"], cpu["machine_busy_share"] * 100, cpu["cores_by_role"].get("other", 0.0),
+            "  %-22s %8.0f req/s  p50 %6.1f  p99 %7.1f ms  errors %d  "
+            "(wrk %.2f cores, machine %.0f%% busy, other %.2f cores)",
+            label,
+            run["throughput"],
+            run["latency_ms"]["p50"],
+            run["latency_ms"]["p99"],
+            run["error_total"],
+            run["generator_cores"],
+            cpu["machine_busy_share"] * 100,
+            cpu["cores_by_role"].get("other", 0.0),
         )
         if run["error_total"]:
-            log.warning("  %s: %d errors %s; first: %s", label, run["error_total"], run["errors"], run["first_error"][:200])
+            log.warning(
+                "  %s: %d errors %s; first: %s", label, run["error_total"], run["errors"], run["first_error"][:200]
+            )
         return run
 
     def warmup(self, url: str, script: Path) -> None:
         """Unmeasured load first: pools filled, caches and allocator keys warm, code paths hot."""
         if self.plan.warmup_s > 0:
-            self.retry("warming up", lambda: wrkmod.Wrk(
-                url, script, "warmup", self.plan.warmup_s, self.plan.connections, self.plan.wrk_threads,
-                self.plan.timeout_s).start().wait())
+            self.retry(
+                "warming up",
+                lambda: (
+                    wrkmod.Wrk(
+                        url,
+                        script,
+                        "warmup",
+                        self.plan.warmup_s,
+                        self.plan.connections,
+                        self.plan.wrk_threads,
+                        self.plan.timeout_s,
+                    )
+                    .start()
+                    .wait()
+                ),
+            )
 
     # -- phases -------------------------------------------------------------------------------------
 
@@ -451,19 +511,32 @@ class BenchRun:
         before = mon.cpu_snapshot(pids)
         status_before = self.db_status()
         argv = [
-            sys.executable, "-m", "bench.dbload", "--url", self.settings["sqlalchemy.url"], "--chats", json.dumps(chats),
-            "--connections", str(self.plan.connections), "--processes", str(self.plan.workers),
-            "--duration", str(self.plan.baseline_s), "--start", str(self.db_number_base),
+            sys.executable,
+            "-m",
+            "bench.dbload",
+            "--url",
+            self.settings["sqlalchemy.url"],
+            "--chats",
+            json.dumps(chats),
+            "--connections",
+            str(self.plan.connections),
+            "--processes",
+            str(self.plan.workers),
+            "--duration",
+            str(self.plan.baseline_s),
+            "--start",
+            str(self.db_number_base),
         ]
         t0 = time.monotonic()
-        done = subprocess.run(argv, cwd=ROOT, env=child_env(), capture_output=True, text=True,
-                              timeout=self.plan.baseline_s + 180)
+        done = subprocess.run(
+            argv, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=self.plan.baseline_s + 180
+        )
         with open(self.logs / "dbload.log", "a") as handle:
             handle.write(done.stderr)
         line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH-JSON ")), None)
         if done.returncode != 0 or line is None:
             raise RuntimeError(f"DB baseline failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-        run = json.loads(line[len("BENCH-JSON "):])
+        run = json.loads(line[len("BENCH-JSON ") :])
         after = mon.cpu_snapshot(pids)
         # The window includes the clients' 1 s connect phase: scale CPU to the wall clock seen here.
         cpu = mon.cpu_delta(before, after, {"dbload": run["cpu_s"]})
@@ -474,21 +547,34 @@ class BenchRun:
             bottleneck=mon.bottleneck(cpu),
             db_status={k: status_after.get(k, 0) - status_before.get(k, 0) for k in status_after},
         )
-        log.info("  %-22s %8.0f txn/s  p50 %6.1f  p99 %7.1f ms  errors %d  (clients %.2f cores, machine %.0f%% busy)",
-                 "DB baseline", run["throughput"], run["latency_ms"]["p50"], run["latency_ms"]["p99"],
-                 run["error_total"], run["generator_cores"], cpu["machine_busy_share"] * 100)
+        log.info(
+            "  %-22s %8.0f txn/s  p50 %6.1f  p99 %7.1f ms  errors %d  (clients %.2f cores, machine %.0f%% busy)",
+            "DB baseline",
+            run["throughput"],
+            run["latency_ms"]["p50"],
+            run["latency_ms"]["p99"],
+            run["error_total"],
+            run["generator_cores"],
+            cpu["machine_busy_share"] * 100,
+        )
         if run["error_total"] or not run["requests"]:
-            log.warning("  DB baseline: %d errors, %d commits; first: %s", run["error_total"], run["requests"],
-                        run["first_error"])
+            log.warning(
+                "  DB baseline: %d errors, %d commits; first: %s",
+                run["error_total"],
+                run["requests"],
+                run["first_error"],
+            )
         return run
 
     def scripts(self) -> None:
         if getattr(self, "w1_script", None):
             return
-        self.w1_script = wrkmod.write_script(self.out / "w1_create.lua", "W1 create",
-                                             seeding.create_requests(self.seed.write_chats))
-        self.w2_script = wrkmod.write_script(self.out / "w2_read.lua", "W2 read",
-                                             seeding.read_requests(self.seed.read_chats))
+        self.w1_script = wrkmod.write_script(
+            self.out / "w1_create.lua", "W1 create", seeding.create_requests(self.seed.write_chats)
+        )
+        self.w2_script = wrkmod.write_script(
+            self.out / "w2_read.lua", "W2 read", seeding.read_requests(self.seed.read_chats)
+        )
 
     def do_w1(self) -> None:
         self.scripts()
@@ -497,11 +583,21 @@ class BenchRun:
         self.wait_drained()
         for rep in range(1, self.plan.repeats + 1):
             self.record("baseline.db", self.attempt("baseline.db", rep, self.db_baseline))
-            self.record("baseline.http_post", self.attempt(
-                "baseline.http_post", rep,
-                lambda: self.http_run(self.trivial_url, self.w1_script, "HTTP baseline POST", self.plan.baseline_s)))
-            run = self.attempt("W1", rep, lambda: self.http_run(
-                self.web_url, self.w1_script, "W1 create", self.plan.w1_s, monitor=True, probes=("counted",)))
+            self.record(
+                "baseline.http_post",
+                self.attempt(
+                    "baseline.http_post",
+                    rep,
+                    lambda: self.http_run(self.trivial_url, self.w1_script, "HTTP baseline POST", self.plan.baseline_s),
+                ),
+            )
+            run = self.attempt(
+                "W1",
+                rep,
+                lambda: self.http_run(
+                    self.web_url, self.w1_script, "W1 create", self.plan.w1_s, monitor=True, probes=("counted",)
+                ),
+            )
             run["drained_after_s"] = self.wait_drained()
             self.record("W1", run)
             if not run.get("spoiled"):
@@ -512,21 +608,42 @@ class BenchRun:
         self.scripts()
         self.warmup(self.web_url, self.w2_script)
         for rep in range(1, self.plan.repeats + 1):
-            self.record("baseline.http_get", self.attempt(
-                "baseline.http_get", rep,
-                lambda: self.http_run(self.trivial_url, self.w2_script, "HTTP baseline GET", self.plan.baseline_s)))
-            self.record("W2", self.attempt(
-                "W2", rep, lambda: self.http_run(self.web_url, self.w2_script, "W2 read", self.plan.w2_s)))
+            self.record(
+                "baseline.http_get",
+                self.attempt(
+                    "baseline.http_get",
+                    rep,
+                    lambda: self.http_run(self.trivial_url, self.w2_script, "HTTP baseline GET", self.plan.baseline_s),
+                ),
+            )
+            self.record(
+                "W2",
+                self.attempt("W2", rep, lambda: self.http_run(self.web_url, self.w2_script, "W2 read", self.plan.w2_s)),
+            )
 
     def do_w3(self) -> None:
         for key, chat in (("W3.small", self.seed.search_small), ("W3.large", self.seed.search_large)):
-            script = wrkmod.write_script(self.out / f"{key.replace('.', '_')}.lua", f"{key} ({chat.messages} messages)",
-                                         seeding.search_requests(chat))
+            script = wrkmod.write_script(
+                self.out / f"{key.replace('.', '_')}.lua",
+                f"{key} ({chat.messages} messages)",
+                seeding.search_requests(chat),
+            )
             self.warmup(self.web_url, script)
             for rep in range(1, self.plan.repeats + 1):
-                self.record(key, self.attempt(key, rep, lambda key=key, chat=chat, script=script: self.http_run(
-                    self.web_url, script, f"{key} {chat.messages:,}", self.plan.w3_s,
-                    timeout_s=self.plan.search_timeout_s)))
+                self.record(
+                    key,
+                    self.attempt(
+                        key,
+                        rep,
+                        lambda key=key, chat=chat, script=script: self.http_run(
+                            self.web_url,
+                            script,
+                            f"{key} {chat.messages:,}",
+                            self.plan.w3_s,
+                            timeout_s=self.plan.search_timeout_s,
+                        ),
+                    ),
+                )
             self.results["search_queries"][key] = self.unloaded_queries(chat)
 
     def unloaded_queries(self, chat: seeding.ChatInfo, times: int = 5) -> list[dict]:
@@ -558,14 +675,21 @@ class BenchRun:
         targets = [(role, procs[0].pid, True) for role, procs in roles.items() if role.startswith("web-worker")]
         targets += [(role, roles[role][0].pid, False) for role in ("relay", "counters") if role in roles]
         recordings = [
-            profiling.record(role, pid, self.out / f"profile-{role}.speedscope.json", duration,
-                             self.plan.profile_rate, gil=gil)
+            profiling.record(
+                role, pid, self.out / f"profile-{role}.speedscope.json", duration, self.plan.profile_rate, gil=gil
+            )
             for role, pid, gil in targets
         ]
         time.sleep(1.0)  # py-spy attaches
         run = self.http_run(self.web_url, self.w1_script, "W1 under py-spy", duration)
-        profile: dict[str, Any] = {"run": _brief(run), "cpu": run["cpu"], "rate_hz": self.plan.profile_rate,
-                                   "files": {}, "summaries": {}, "errors": {}}
+        profile: dict[str, Any] = {
+            "run": _brief(run),
+            "cpu": run["cpu"],
+            "rate_hz": self.plan.profile_rate,
+            "files": {},
+            "summaries": {},
+            "errors": {},
+        }
         done: dict[str, Path] = {}
         for recording in recordings:
             error = profiling.finish(recording)
@@ -591,7 +715,11 @@ class BenchRun:
         log_file = open(self.logs / "es-double.log", "ab")
         self.es_double = subprocess.Popen(
             [sys.executable, "-m", "bench.esdouble", "--record", str(self.es_record)],
-            cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=log_file, start_new_session=True,
+            cwd=ROOT,
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            start_new_session=True,
         )
         log_file.close()
         url = self.es_double.stdout.readline().decode().strip()
@@ -611,8 +739,9 @@ class BenchRun:
     def do_w4_es(self) -> None:
         self.scripts()
         url = self.start_es_double()
-        settings = bench_settings(self.plan.base_ini, self.plan.name, **{"search.backend": "elasticsearch",
-                                                                           "elasticsearch.url": url})
+        settings = bench_settings(
+            self.plan.base_ini, self.plan.name, **{"search.backend": "elasticsearch", "elasticsearch.url": url}
+        )
         es_ini = generate_ini(self.out / "bench-es.ini", self.plan.base_ini, settings, self.web_port, self.plan.threads)
         self.stack.stop("web", "indexer")
         self.stack.start("web", "indexer", ini=es_ini)
@@ -621,8 +750,17 @@ class BenchRun:
         self.warmup(self.web_url, self.w1_script)
         self.wait_drained()
         for rep in range(1, self.plan.repeats + 1):
-            run = self.attempt("W4.es_load", rep, lambda: self.http_run(
-                self.web_url, self.w1_script, "W4 load, ES backend", self.plan.w4_es_s, probes=("counted", "indexed")))
+            run = self.attempt(
+                "W4.es_load",
+                rep,
+                lambda: self.http_run(
+                    self.web_url,
+                    self.w1_script,
+                    "W4 load, ES backend",
+                    self.plan.w4_es_s,
+                    probes=("counted", "indexed"),
+                ),
+            )
             run["drained_after_s"] = self.wait_drained()
             if not run.get("spoiled"):
                 self.results["lag"]["indexed"].append({"rep": rep, **run.pop("lag_indexed")})
@@ -641,8 +779,10 @@ class BenchRun:
             elapsed = time.monotonic() - self.phase_started
             reserve = 20.0  # stopping the stack, cleaning up, writing the report and plot
             if rep > 1 and elapsed + last_rep_s + reserve > self.plan.budget_s:
-                note = (f"W5: {rep - 1} of {self.plan.drain_repeats} runs: another ({last_rep_s:.0f}s) would end "
-                        f"the benchmark past its {self.plan.budget_s:.0f}s budget ({elapsed:.0f}s elapsed)")
+                note = (
+                    f"W5: {rep - 1} of {self.plan.drain_repeats} runs: another ({last_rep_s:.0f}s) would end "
+                    f"the benchmark past its {self.plan.budget_s:.0f}s budget ({elapsed:.0f}s elapsed)"
+                )
                 log.warning(note)
                 self.results.setdefault("budget_cuts", []).append(note)
                 break
@@ -660,11 +800,17 @@ class BenchRun:
                     w5.delete_rows(self.conn, tag)
                     result_purged = purge_queues(self.settings)
                 result["purged_from_queues"] = result_purged
-                log.info("  %-22s %8.0f events/s (span rate %s) in %.1fs, complete %s, relay %.2f cores",
-                         "W5 drain", result["events_per_s"],
-                         f"{result['events_per_s_span']:.0f}" if result["events_per_s_span"] else "–",
-                         result["wall_s"], result["complete"], result["cpu"]["cores_by_role"].get("relay", 0.0))
+                log.info(
+                    "  %-22s %8.0f events/s (span rate %s) in %.1fs, complete %s, relay %.2f cores",
+                    "W5 drain",
+                    result["events_per_s"],
+                    f"{result['events_per_s_span']:.0f}" if result["events_per_s_span"] else "–",
+                    result["wall_s"],
+                    result["complete"],
+                    result["cpu"]["cores_by_role"].get("relay", 0.0),
+                )
                 return result
+
             self.record("W5", self.attempt("W5", rep, measure, web=False))
             last_rep_s = time.monotonic() - rep_started
 
@@ -681,5 +827,8 @@ def git_describe() -> dict[str, str]:
         except (OSError, subprocess.TimeoutExpired):
             return ""
 
-    return {"commit": git("rev-parse", "HEAD"), "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }

@@ -131,14 +131,14 @@ def create_via_api(base_url: str, name: str, chats: int) -> list[tuple[str, int]
 
 def resolve(conn: pymysql.Connection, pairs: list[tuple[str, int]]) -> list[ChatInfo]:
     with conn.cursor() as cur:
-        cur.execute(
-            "SELECT a.token, c.number, c.id, a.id FROM chats c JOIN applications a ON a.id = c.application_id"
-        )
+        cur.execute("SELECT a.token, c.number, c.id, a.id FROM chats c JOIN applications a ON a.id = c.application_id")
         by_key = {(row[0], row[1]): ChatInfo(row[0], row[1], row[2], row[3]) for row in cur.fetchall()}
     return [by_key[pair] for pair in pairs]
 
 
-def insert_messages(conn: pymysql.Connection, chat: ChatInfo, count: int, rng: random.Random, chunk: int = 5000) -> ChatInfo:
+def insert_messages(
+    conn: pymysql.Connection, chat: ChatInfo, count: int, rng: random.Random, chunk: int = 5000
+) -> ChatInfo:
     """``count`` messages numbered 1…count, counted, with ``messages_count`` to match.
 
     Safe to repeat after a blip: rows already there are skipped, the count is set, not added.
@@ -233,8 +233,7 @@ def create_requests(chats: list[ChatInfo], count: int = 1000, seed_: int = 11) -
     """W1: POSTs spread evenly over ``chats`` (round robin), bodies of 6–14 words."""
     rng = random.Random(seed_)
     return [
-        ("POST", f"{chats[i % len(chats)].path}/messages", json.dumps({"body": sentence(rng)}))
-        for i in range(count)
+        ("POST", f"{chats[i % len(chats)].path}/messages", json.dumps({"body": sentence(rng)})) for i in range(count)
     ]
 
 

@@ -201,9 +201,7 @@ def purge_queues(settings: dict[str, Any]) -> dict[str, int]:
 def queue_depths(settings: dict[str, Any]) -> dict[str, int]:
     topology = topology_from_settings(settings)
     with amqp_channel(settings) as channel:
-        return {
-            c: channel.queue_declare(topology.queue(c), passive=True).method.message_count for c in CONSUMERS
-        }
+        return {c: channel.queue_declare(topology.queue(c), passive=True).method.message_count for c in CONSUMERS}
 
 
 def delete_topology(settings: dict[str, Any]) -> None:

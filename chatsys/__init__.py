@@ -14,7 +14,6 @@ def main(global_config, **settings):
         config.registry["chatsys.max_body_bytes"] = as_int(settings, "chatsys.max_body_bytes")
         config.registry["lookups"] = Lookups(as_int(settings, "chatsys.lookup_cache_size"))
         config.add_renderer("json", JSON(ensure_ascii=False, separators=(",", ":")))
-        config.include("pyramid_services")
         config.include(".db")
         config.include(".numbering")
         config.include(".broker")

@@ -1,7 +1,8 @@
 """Numbering: chats 1, 2, 3… per application and messages 1, 2, 3… per chat, from Redis.
 
 The interface is :class:`IAllocator`; :class:`RedisAllocator` is the implementation, registered as
-a pyramid_services service so views look it up with ``request.find_service(IAllocator)``.
+the process-wide ``request.allocator`` (a request method: the pyramid_services container built per
+request cost more than the allocation itself).
 """
 
 from chatsys.numbering.allocator import (
@@ -32,4 +33,5 @@ def includeme(config) -> None:
         engine=registry["db_engine"],
         prefix=registry.settings["redis.key_prefix"],
     )
-    config.register_service(allocator, IAllocator)
+    config.registry["allocator"] = allocator
+    config.add_request_method(lambda request: request.registry["allocator"], "allocator", reify=True)

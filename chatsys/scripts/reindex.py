@@ -12,7 +12,6 @@ from sqlalchemy import text
 from tqdm import tqdm
 
 from chatsys.scripts import load, parser
-from chatsys.search.interfaces import ISearch
 
 log = logging.getLogger("chatsys.reindex")
 
@@ -24,7 +23,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     env = load(args.config_uri)
     try:
-        search = env["request"].find_service(ISearch)
+        search = env["request"].search
         if search.name != "elasticsearch":
             log.info("search.backend is %s: nothing to reindex", search.name)
             return

@@ -8,7 +8,7 @@ from chatsys.consumers.counters import CountersConsumer
 from chatsys.consumers.indexer import IndexerConsumer
 from chatsys.consumers.runner import Runner
 from chatsys.scripts import load, parser, serve_metrics
-from chatsys.search.interfaces import ISearch, SearchUnavailable
+from chatsys.search.interfaces import SearchUnavailable
 
 CHOICES = ("counters", "indexer", "all")
 log = logging.getLogger("chatsys.worker")
@@ -42,7 +42,7 @@ def main(argv=None) -> None:
     if args.consumer in ("counters", "all"):
         consumers.append(CountersConsumer(engine))
     if args.consumer in ("indexer", "all"):
-        search = env["request"].find_service(ISearch)
+        search = env["request"].search
         ensure_index(search)
         consumers.append(IndexerConsumer(search))
     params = connection_parameters({**settings, "amqp.connection_name": f"chatsys-worker-{args.consumer}"})

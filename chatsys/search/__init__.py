@@ -1,8 +1,8 @@
-"""The search service: backend chosen by ``search.backend`` and looked up per request."""
+"""The search service: backend chosen by ``search.backend``, reached as ``request.search``."""
 
 import logging
 
-from chatsys.search.interfaces import ISearch, SearchUnavailable
+from chatsys.search.interfaces import SearchUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -17,8 +17,9 @@ def includeme(config) -> None:
             search.ensure_index()  # created at start if missing; the workers do the same
         except SearchUnavailable as exc:
             log.warning("search index not ensured at start: %s", exc)
-        config.register_service(search, ISearch)
+        config.add_request_method(lambda request: search, "search", reify=True)
     else:
         from chatsys.search.database import DatabaseSearch
 
-        config.register_service_factory(lambda context, request: DatabaseSearch(request.dbsession), ISearch)
+        # Per request: it queries through the request's session.
+        config.add_request_method(lambda request: DatabaseSearch(request.dbsession), "search", reify=True)

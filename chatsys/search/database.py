@@ -32,6 +32,7 @@ from chatsys.search.interfaces import (
 from chatsys.search.query import MIN_SUBSTRING, matches_all
 
 CHUNK = 500  # candidate rows per query when short words need checking in Python
+MESSAGES = Message.__table__
 
 
 def escape_like(word: str) -> str:
@@ -49,17 +50,17 @@ class DatabaseSearch:
         before = cursors.decode(request, 1)[0] if request.cursor else None
         if not request.words:
             return SearchPage(hits=[], next_cursor=None)
-        query = select(Message).where(Message.chat_id == request.chat.chat_id)
+        query = select(MESSAGES).where(MESSAGES.c.chat_id == request.chat.chat_id)
         for word in request.words:
-            query = query.where(Message.body.like(f"%{escape_like(word)}%", escape="\\"))
-        query = query.order_by(Message.number.desc())
+            query = query.where(MESSAGES.c.body.like(f"%{escape_like(word)}%", escape="\\"))
+        query = query.order_by(MESSAGES.c.number.desc())
         short = tuple(w for w in request.words if len(w) < MIN_SUBSTRING)
         chunk = max(request.limit + 1, CHUNK) if short else request.limit + 1
 
-        rows: list[Message] = []
+        rows: list = []
         while len(rows) <= request.limit:
-            page = query if before is None else query.where(Message.number < before)
-            candidates = self.dbsession.execute(page.limit(chunk)).scalars().all()
+            page = query if before is None else query.where(MESSAGES.c.number < before)
+            candidates = self.dbsession.execute(page.limit(chunk)).all()
             rows.extend(row for row in candidates if not short or matches_all(row.body, short))
             if len(candidates) < chunk:
                 break

@@ -3,6 +3,7 @@
 import secrets
 
 from pyramid.view import view_config
+from sqlalchemy import select
 
 from chatsys.models import Application, utcnow
 from chatsys.representations import application_json
@@ -28,7 +29,8 @@ def create_application(request):
 
 @view_config(route_name="applications.item", request_method="GET", renderer="json")
 def get_application(context, request):
-    return application_json(request.dbsession.get(Application, context.application.id))
+    table = Application.__table__
+    return application_json(request.dbsession.execute(select(table).where(table.c.id == context.application.id)).one())
 
 
 @view_config(route_name="applications.item", request_method="PATCH", renderer="json")

@@ -14,11 +14,13 @@ from chatsys.pagination import page
 from chatsys.representations import chat_json
 from chatsys.resources import validated_body
 
+CHATS = Chat.__table__
 
-def load_chat(request, application_id: int, number: int) -> Chat:
+
+def load_chat(request, application_id: int, number: int):
     chat = request.dbsession.execute(
-        select(Chat).where(Chat.application_id == application_id, Chat.number == number)
-    ).scalar_one_or_none()
+        select(CHATS).where(CHATS.c.application_id == application_id, CHATS.c.number == number)
+    ).one_or_none()
     if chat is None:
         raise NotFound("The application has no chat with this number.")
     return chat
@@ -33,17 +35,18 @@ def create_chat(context, request):
     chat = create_numbered(
         request,
         scope=SCOPE_CHAT,
+        model=Chat,
         sequence=chat_sequence(application.id),
         fields=fields,
-        build=lambda number: Chat(
-            application_id=application.id,
-            number=number,
-            name=fields.get("name"),
-            messages_count=0,
-            counted=False,
-            created_at=now,
-            updated_at=now,
-        ),
+        values=lambda number: {
+            "application_id": application.id,
+            "number": number,
+            "name": fields.get("name"),
+            "messages_count": 0,
+            "counted": False,
+            "created_at": now,
+            "updated_at": now,
+        },
         event=lambda row: events.chat_created(application, row),
         existing=lambda number: load_chat(request, application.id, number),
     )
@@ -53,14 +56,14 @@ def create_chat(context, request):
 
 @view_config(route_name="chats.collection", request_method="GET", renderer="json")
 def list_chats(context, request):
-    query = select(Chat).where(Chat.application_id == context.application.id)
-    return page(request, query, Chat.number, chat_json)
+    query = select(CHATS).where(CHATS.c.application_id == context.application.id)
+    return page(request, query, CHATS.c.number, chat_json)
 
 
 @view_config(route_name="chats.item", request_method="GET", renderer="json")
 @view_config(route_name="compat.chats.item", request_method="GET", renderer="json")
 def get_chat(context, request):
-    return chat_json(request.dbsession.get(Chat, context.chat.id))
+    return chat_json(request.dbsession.execute(select(CHATS).where(CHATS.c.id == context.chat.id)).one())
 
 
 @view_config(route_name="chats.item", request_method="PATCH", renderer="json")

@@ -6,7 +6,6 @@ from pyramid.view import view_config
 from sqlalchemy import text
 
 from chatsys.redis import get_redis
-from chatsys.search.interfaces import ISearch
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ def ready(request):
     broker = request.registry.get("broker_probe")
     if broker is not None:
         _check("rabbitmq", broker, checks)
-    search = request.find_service(ISearch)
+    search = request.search
     if search.name != "database":
         _check(search.name, search.check, checks)
     ok = all(v == "ok" for v in checks.values())

@@ -1,8 +1,15 @@
-"""Messages of a chat: create (numbered), list, read, edit (raises the version); compat aliases."""
+"""Messages of a chat: create (numbered), list, read, edit (raises the version); compat aliases.
+
+Core statements on the ``messages`` table, not ORM objects: these are the service's hottest
+paths, and rows are all a representation needs.
+"""
+
+from types import SimpleNamespace
 
 from pyramid.httpexceptions import HTTPNoContent
 from pyramid.view import view_config
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.engine import Row
 
 from chatsys.creation import create_numbered
 from chatsys.errors import NotFound
@@ -14,12 +21,14 @@ from chatsys.pagination import page
 from chatsys.representations import message_json
 from chatsys.resources import validated_body
 
+MESSAGES = Message.__table__
 
-def load_message(request, chat_id: int, number: int, for_update: bool = False) -> Message:
-    query = select(Message).where(Message.chat_id == chat_id, Message.number == number)
+
+def load_message(request, chat_id: int, number: int, for_update: bool = False) -> Row:
+    query = select(MESSAGES).where(MESSAGES.c.chat_id == chat_id, MESSAGES.c.number == number)
     if for_update:
         query = query.with_for_update()
-    message = request.dbsession.execute(query).scalar_one_or_none()
+    message = request.dbsession.execute(query).one_or_none()
     if message is None:
         raise NotFound("The chat has no message with this number.")
     return message
@@ -34,17 +43,18 @@ def create_message(context, request):
     message = create_numbered(
         request,
         scope=SCOPE_MESSAGE,
+        model=Message,
         sequence=message_sequence(chat.id),
         fields=fields,
-        build=lambda number: Message(
-            chat_id=chat.id,
-            number=number,
-            body=fields["body"],
-            version=1,
-            counted=False,
-            created_at=now,
-            updated_at=now,
-        ),
+        values=lambda number: {
+            "chat_id": chat.id,
+            "number": number,
+            "body": fields["body"],
+            "version": 1,
+            "counted": False,
+            "created_at": now,
+            "updated_at": now,
+        },
         event=lambda row: events.message_changed(events.MESSAGE_CREATED, chat, row),
         existing=lambda number: load_message(request, chat.id, number),
     )
@@ -56,8 +66,8 @@ def create_message(context, request):
 @view_config(route_name="compat.chats.messages", request_method="GET", renderer="json")
 def list_messages(context, request):
     number = context.chat.number
-    query = select(Message).where(Message.chat_id == context.chat.id)
-    return page(request, query, Message.number, lambda m: message_json(m, number))
+    query = select(MESSAGES).where(MESSAGES.c.chat_id == context.chat.id)
+    return page(request, query, MESSAGES.c.number, lambda m: message_json(m, number))
 
 
 @view_config(route_name="messages.item", request_method="GET", renderer="json")
@@ -71,11 +81,15 @@ def update_message(context, request):
     fields = validated_body(request, "MessageUpdate")
     # FOR UPDATE: concurrent edits of one message serialise here, so each gets its own version
     # and each outbox event carries the body that goes with that version.
-    message = load_message(request, context.chat.id, context.number, for_update=True)
-    message.body = fields["body"]
-    message.version += 1
-    message.updated_at = utcnow()
-    request.dbsession.flush()
+    current = load_message(request, context.chat.id, context.number, for_update=True)
+    message = SimpleNamespace(
+        **{**current._asdict(), "body": fields["body"], "version": current.version + 1, "updated_at": utcnow()}
+    )
+    request.dbsession.execute(
+        update(MESSAGES)
+        .where(MESSAGES.c.id == message.id)
+        .values(body=message.body, version=message.version, updated_at=message.updated_at)
+    )
     writer.record(request.dbsession, events.message_changed(events.MESSAGE_UPDATED, context.chat, message))
     return message_json(message, context.chat.number)
 

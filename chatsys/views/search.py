@@ -9,7 +9,6 @@ from chatsys.search.interfaces import (
     SORTS,
     ChatScope,
     InvalidCursor,
-    ISearch,
     SearchRequest,
     SearchUnavailable,
 )
@@ -55,7 +54,7 @@ def search_messages(context, request):
         sort=sort,
     )
     try:
-        result = request.find_service(ISearch).search(search)
+        result = request.search.search(search)
     except InvalidCursor as exc:
         raise ValidationFailed.for_field("cursor", str(exc)) from None
     except SearchUnavailable:

@@ -33,7 +33,11 @@ def report(tmp_path_factory) -> dict:
     args = f"--quick --name chatsys_bench_smoke_{uuid.uuid4().hex[:8]} --out {out}"
     done = subprocess.run(
         ["make", "--no-print-directory", "bench", f"BENCH_ARGS={args}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, f"make bench --quick failed:\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
     assert (out / "plot.png").stat().st_size > 10_000
