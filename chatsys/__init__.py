@@ -1,14 +1,18 @@
-"""chatsys: a multi-tenant chat backend.  ``main`` is the WSGI application factory."""
+"""chatsys: a multi-tenant chat backend.  ``main`` is the WSGI application factory.
 
-from pyramid.config import Configurator
-from pyramid.renderers import JSON
-
-from chatsys.lookups import Lookups
-from chatsys.settings import as_int, resolve_settings
+Nothing is imported at package level: ``chatsys-web``'s master process imports this package but
+never builds the application, and should stay small.
+"""
 
 
 def main(global_config, **settings):
     """Build the WSGI application (``paste.app_factory``)."""
+    from pyramid.config import Configurator
+    from pyramid.renderers import JSON
+
+    from chatsys.lookups import Lookups
+    from chatsys.settings import as_int, resolve_settings
+
     settings = resolve_settings(settings)
     with Configurator(settings=settings) as config:
         config.registry["chatsys.max_body_bytes"] = as_int(settings, "chatsys.max_body_bytes")

@@ -71,11 +71,13 @@ def create_numbered(
     allocator = request.allocator
     number = allocator.allocate(sequence)
     row = values(number)
+    # Core statements on the session's connection (same transaction), past the ORM layer.
+    connection = dbsession.connection()
     try:
         # A constant statement with the values as parameters: compiled once, then cached.
-        row["id"] = dbsession.execute(insert(model.__table__), row).inserted_primary_key[0]
+        row["id"] = connection.execute(insert(model.__table__), row).inserted_primary_key[0]
         if key is not None:
-            dbsession.execute(
+            connection.execute(
                 INSERT_KEY,
                 {
                     "scope": scope,

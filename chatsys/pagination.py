@@ -29,7 +29,7 @@ def page(request, query: Select, number_column, render) -> dict[str, Any]:
     else:
         query = query.where(number_column > (after or 0)).order_by(number_column.asc())
         direction = "after"
-    rows = request.dbsession.execute(query.limit(limit + 1)).all()
+    rows = request.dbsession.connection().execute(query.limit(limit + 1)).all()
     has_more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = str(rows[-1].number) if has_more else None

@@ -9,13 +9,9 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-from jsonschema import Draft4Validator
-from jsonschema.exceptions import ValidationError
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4
 
 from chatsys.errors import (
     MalformedJSON,
@@ -24,6 +20,10 @@ from chatsys.errors import (
     ValidationFailed,
 )
 from chatsys.openapi import SPEC_URI, load_spec
+
+if TYPE_CHECKING:
+    from jsonschema import Draft4Validator
+    from jsonschema.exceptions import ValidationError
 
 INT32_MAX = 2**31 - 1
 JSON_TYPES = ("application/json",)
@@ -57,6 +57,11 @@ def _fast_validator(schema_name: str):
 
 @cache
 def _validator(schema_name: str) -> Draft4Validator:
+    # Imported on the first invalid request only: valid ones never need it.
+    from jsonschema import Draft4Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT4
+
     # OpenAPI 3.0 schema objects are (close to) JSON Schema draft 4; the document is registered
     # as one resource so that $refs between components resolve.
     registry = Registry().with_resource(SPEC_URI, Resource.from_contents(load_spec(), default_specification=DRAFT4))

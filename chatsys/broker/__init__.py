@@ -1,13 +1,21 @@
-"""RabbitMQ: connection parameters, the topology every process declares, and probes."""
+"""RabbitMQ: connection parameters, the topology every process declares, and probes.
+
+pika is imported where it is used: the web process only needs it for /readyz's probe.
+"""
 
 from __future__ import annotations
 
-import pika
+from typing import TYPE_CHECKING
 
 from chatsys.broker.topology import Topology
 
+if TYPE_CHECKING:
+    import pika
+
 
 def connection_parameters(settings, heartbeat: int = 30) -> pika.URLParameters:
+    import pika
+
     params = pika.URLParameters(settings["amqp.url"])
     params.heartbeat = heartbeat
     params.blocked_connection_timeout = 60
@@ -26,11 +34,13 @@ def topology_from_settings(settings) -> Topology:
 
 def probe(settings):
     """A callable that raises unless the broker accepts a connection (for /readyz)."""
-    params = connection_parameters(settings)
-    params.socket_timeout = 2
-    params.stack_timeout = 3
 
     def check() -> None:
+        import pika
+
+        params = connection_parameters(settings)
+        params.socket_timeout = 2
+        params.stack_timeout = 3
         connection = pika.BlockingConnection(params)
         connection.close()
 

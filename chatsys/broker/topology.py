@@ -13,10 +13,12 @@ limit, at-least-once (quorum queue ``at-least-once`` strategy, which needs ``rej
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from pika.adapters.blocking_connection import BlockingChannel
+from typing import TYPE_CHECKING
 
 from chatsys.outbox.events import CHAT_CREATED, MESSAGE_CREATED, MESSAGE_UPDATED
+
+if TYPE_CHECKING:
+    from pika.adapters.blocking_connection import BlockingChannel
 
 INDEXER = "indexer"
 COUNTERS = "counters"

@@ -69,7 +69,7 @@ PURGE_BUDGET = 0.5  # seconds of purging per purge interval at most, so publishi
 
 @dataclass
 class RelaySettings:
-    batch_size: int = 500
+    batch_size: int = 1000
     max_attempts: int = 10
     confirm_timeout: float = 10.0
     idle_max: float = 0.1

@@ -17,7 +17,7 @@ INSERT = insert(OutboxEvent.__table__)
 
 def record(dbsession: Session, event: dict[str, Any]) -> None:
     now = utcnow()
-    dbsession.execute(
+    dbsession.connection().execute(
         INSERT,
         {
             "event_id": event["event_id"],

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pyramid.paster import bootstrap, setup_logging
-
 log = logging.getLogger(__name__)
 
 
@@ -18,6 +16,8 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 def load(config_uri: str) -> dict:
     """Logging from the ini, then the app's registry (engine, settings, services) via bootstrap."""
+    from pyramid.paster import bootstrap, setup_logging  # not at import: see chatsys.scripts.web
+
     setup_logging(config_uri)
     return bootstrap(config_uri)
 

@@ -66,10 +66,11 @@ def main(argv=None) -> None:
     metrics_dir = tempfile.mkdtemp(prefix="chatsys-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
 
+    # The master only binds, forks and waits: it loads no application code (each worker loads
+    # its own after the fork), which keeps it small.
     import plaster
-    from pyramid.paster import setup_logging
 
-    setup_logging(args.config_uri)
+    plaster.setup_logging(args.config_uri)
     server_settings = plaster.get_settings(args.config_uri, "server:main")
     listen = server_settings.get("listen", "127.0.0.1:6543")
     adjustments = {k: v for k, v in server_settings.items() if k not in NOT_ADJUSTMENTS}

@@ -33,8 +33,20 @@ def fold_char(char: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+_COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+
+
+def fold_text(text: str) -> str:
+    """``text`` folded (lower case, no accents), at C speed: for matching, not for offsets."""
+    if text.isascii():
+        return text.lower()
+    return _COMBINING.sub("", unicodedata.normalize("NFKD", text.lower()))
+
+
 def fold(text: str) -> tuple[str, list[int]]:
     """``text`` folded, and for each folded character the index of the original it came from."""
+    if text.isascii():
+        return text.lower(), list(range(len(text)))
     out: list[str] = []
     origin: list[int] = []
     for index, char in enumerate(text):
@@ -55,9 +67,9 @@ def matcher(query_words: tuple[str, ...]) -> re.Pattern | None:
 
 def matches_all(body: str, query_words: tuple[str, ...]) -> bool:
     """Whether ``body`` matches every word (the reference semantics, in Python)."""
-    folded = fold(body)[0]
+    folded = fold_text(body)
     for word in query_words:
-        w = fold(word)[0]
+        w = fold_text(word)
         found = (w in folded) if len(w) >= MIN_SUBSTRING else re.search(rf"(?<!\w){re.escape(w)}", folded)
         if not found:
             return False

@@ -28,7 +28,7 @@ def load_message(request, chat_id: int, number: int, for_update: bool = False) -
     query = select(MESSAGES).where(MESSAGES.c.chat_id == chat_id, MESSAGES.c.number == number)
     if for_update:
         query = query.with_for_update()
-    message = request.dbsession.execute(query).one_or_none()
+    message = request.dbsession.connection().execute(query).one_or_none()
     if message is None:
         raise NotFound("The chat has no message with this number.")
     return message
