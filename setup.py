@@ -37,6 +37,7 @@ tests_require = [
     "openapi-core==0.23.1",
     "openapi-spec-validator==0.8.5",
     "ruff==0.17.5",
+    "schemathesis==4.32.5",
 ]
 
 # The benchmark harness (bench/, `make bench`): process sampling, the plot, the profiler.

@@ -133,3 +133,29 @@ def test_readyz_checks_elasticsearch_when_it_is_the_backend(es, es_app):
     create_chat(es_app, token)
     res = es_app.get(f"{messages_url(token, 1)}/search", {"q": "x"}, status=503)
     assert res.json["error"]["code"] == "service_unavailable"
+
+
+def test_concurrent_edits_of_one_message_end_with_matching_row_and_index(es, es_app, procs, engine, settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.support.http import Client, serve
+
+    procs.relay(ini=es["ini"])
+    procs.worker("indexer", ini=es["ini"])
+    token = create_application(es_app)["app_token"]
+    create_chat(es_app, token)
+    create_message(es_app, token, 1, "original")
+    edits = 24
+    with serve(make_app(es["settings"])) as a, serve(make_app(es["settings"])) as b:
+        client = Client()
+        urls = [f"{base}{messages_url(token, 1)}/1" for base in (a, b)]
+        with ThreadPoolExecutor(8) as pool:
+            replies = list(
+                pool.map(lambda i: client.request("PATCH", urls[i % 2], {"body": f"edit {i}"}), range(edits))
+            )
+    assert {r.status for r in replies} == {200}
+    versions = sorted(r.json["version"] for r in replies)
+    assert versions == list(range(2, edits + 2))  # every edit got its own version
+    last = max(replies, key=lambda r: r.json["version"]).json
+    wait_for(lambda: indexed(es["double"], es["alias"]) == message_truth(engine), message="index at the last edit")
+    assert message_truth(engine)[f"{token}:1:1"] == (edits + 1, last["body"])
