@@ -72,7 +72,7 @@ class RelaySettings:
     batch_size: int = 1000
     max_attempts: int = 10
     confirm_timeout: float = 10.0
-    idle_max: float = 0.1
+    idle_max: float = 0.05
     retention: float = 3600.0
     purge_interval: float = 10.0
     purge_batch: int = 1000
