@@ -35,24 +35,12 @@ from bench.services import mysql_connect
 from chatsys.broker import connection_parameters, topology_from_settings
 from chatsys.broker.topology import CONSUMERS
 from chatsys.settings import resolve_settings
-from tests.support.processes import Proc, Processes, write_ini
+from tests.support.processes import PROCESS_KEYS, Proc, Processes, write_ini
 
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-
-# The keys of the generated ini that point a process at this run's names (cf. tests/conftest.py).
-PROCESS_KEYS = (
-    "sqlalchemy.url",
-    "redis.url",
-    "redis.key_prefix",
-    "amqp.url",
-    "amqp.namespace",
-    "search.backend",
-    "elasticsearch.url",
-    "elasticsearch.index",
-)
 
 
 def free_port() -> int:

@@ -23,7 +23,7 @@ from tests.support.env import SERVER_ENV  # first: takes CHATSYS_* out of the en
 from chatsys import main
 from chatsys.settings import resolve_settings
 from tests.support.db import TESTING_INI, create_database, drop_database, empty_tables
-from tests.support.processes import Processes, write_ini
+from tests.support.processes import PROCESS_KEYS, Processes, write_ini
 from tests.support.webapp import CheckedTestApp
 
 RUN_ID = uuid.uuid4().hex[:8]
@@ -163,17 +163,6 @@ def broker(settings, topology, clean):
             channel.queue_purge(topology.queue(consumer))
             channel.queue_purge(topology.dead_queue(consumer))
     return topology
-
-
-PROCESS_KEYS = (
-    "sqlalchemy.url",
-    "redis.url",
-    "redis.key_prefix",
-    "amqp.url",
-    "amqp.namespace",
-    "search.backend",
-    "elasticsearch.url",
-)
 
 
 def process_overrides(settings, **extra) -> dict:

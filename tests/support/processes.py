@@ -15,6 +15,19 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 
+# The settings a child process's ini must carry to use a run's own database, Redis key prefix,
+# RabbitMQ names and search backend (the tests and the benchmark both generate such inis).
+PROCESS_KEYS = (
+    "sqlalchemy.url",
+    "redis.url",
+    "redis.key_prefix",
+    "amqp.url",
+    "amqp.namespace",
+    "search.backend",
+    "elasticsearch.url",
+    "elasticsearch.index",
+)
+
 
 def write_ini(path: Path, base_ini: str, overrides: dict[str, str], listen: str | None = None) -> Path:
     config = configparser.RawConfigParser()
