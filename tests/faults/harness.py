@@ -144,10 +144,12 @@ class System:
     def start(self, relays: int = 1, workers: tuple[str, ...] = ("counters", "indexer")) -> System:
         self.web = self.procs.spawn("web", "chatsys-web", "--workers", "2")
         self.wait_ready()
-        for _ in range(relays):
-            self.procs.relay()
-        for consumer in workers:
-            self.procs.worker(consumer)
+        started = [(self.procs.relay(), "connected to the broker") for _ in range(relays)]
+        started += [(self.procs.worker(consumer), "consuming") for consumer in workers]
+        # Every process has declared the topology and is serving before a scenario starts, so
+        # a scenario that changes the topology is not undone by a late starter.
+        for proc, marker in started:
+            wait_for(lambda p=proc, m=marker: m in p.output(), 30, message=f"{proc.name} started")
         return self
 
     def wait_ready(self, timeout: float = 60.0) -> None:
