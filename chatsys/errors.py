@@ -32,12 +32,6 @@ class MalformedJSON(ChatsysError):
     message = "The request body is not valid JSON."
 
 
-class BadRequest(ChatsysError):
-    status = 400
-    code = "bad_request"
-    message = "The request is malformed."
-
-
 class NotFound(ChatsysError):
     status = 404
     code = "not_found"
@@ -48,12 +42,6 @@ class MethodNotAllowed(ChatsysError):
     status = 405
     code = "method_not_allowed"
     message = "The method is not allowed on this resource."
-
-
-class Conflict(ChatsysError):
-    status = 409
-    code = "conflict"
-    message = "The request conflicts with the current state of the resource."
 
 
 class PayloadTooLarge(ChatsysError):

@@ -80,20 +80,6 @@ def as_float(settings: Mapping[str, Any], key: str) -> float:
         raise SettingsError(f"setting {key!r} must be a number, got {raw!r}") from None
 
 
-def as_bool(settings: Mapping[str, Any], key: str, default: bool = False) -> bool:
-    raw = settings.get(key)
-    if raw is None:
-        return default
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise SettingsError(f"setting {key!r} must be a boolean, got {raw!r}")
-
-
 def validate(settings: Mapping[str, Any]) -> None:
     url = str(settings.get("sqlalchemy.url", ""))
     if not url.startswith("mysql+pymysql://"):
