@@ -91,11 +91,21 @@ def server_options(path: Path) -> dict[str, str]:
 
 
 def trivial_ini(path: Path, web_ini: Path, port: int) -> Path:
-    """The HTTP baseline's ini: the web's [server:main] (threads, limits) and a trivial app."""
+    """The HTTP baseline's ini: the web's [server:main] (threads, limits) and logging, and a
+    trivial app.  Without the logging sections waitress's per-request queue-depth warning went
+    to Python's last-resort handler (69,190 lines in one W2 run): a slower baseline than the
+    server really is."""
+    web = configparser.RawConfigParser()
+    web.optionxform = str
+    web.read(web_ini)
     config = configparser.RawConfigParser()
     config.optionxform = str
     config["app:main"] = {"use": "call:bench.trivial:make_app"}
     config["server:main"] = {**server_options(web_ini), "listen": f"127.0.0.1:{port}"}
+    logging_sections = ("loggers", "handlers", "formatters", "logger_", "handler_", "formatter_")
+    for section in web.sections():
+        if section.startswith(logging_sections):
+            config[section] = dict(web.items(section, raw=True))
     with open(path, "w") as handle:
         config.write(handle)
     return path
