@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 INI ?= development.ini
 PYTEST_ARGS ?=
 
-.PHONY: install bench-install run migrate test test-faults bench lint lock clean
+.PHONY: install bench-install run migrate test bench lint lock clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
