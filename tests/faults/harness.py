@@ -182,7 +182,9 @@ class WireTap:
         self.topology = topology
         self.name = f"{topology.namespace}.tap"
         with channel_factory() as channel:
-            channel.queue_declare(self.name, durable=True)
+            # A run killed before drain() would leave the queue behind: the broker drops it
+            # after half an hour unused, far longer than any scenario.
+            channel.queue_declare(self.name, durable=True, arguments={"x-expires": 30 * 60 * 1000})
             channel.queue_purge(self.name)
             channel.queue_bind(self.name, topology.events_exchange, routing_key="#")
 
