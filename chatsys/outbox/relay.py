@@ -14,8 +14,8 @@ Up to ``in_flight`` batches are open at once, each in its own transaction: while
 writes batch N to its quorum queues, batch N+1 is claimed (SKIP LOCKED passes over N's rows) and
 published.  Waiting for confirms was most of a relay's time (a py-spy profile of a drain: 56 %
 in the poller, 22 % waiting on MySQL, the rest CPU), so a second batch in flight overlaps the
-waits instead of adding them.  A new batch is claimed only when the previous claim came back
-full, so an idle relay still has a single small batch in flight.
+waits instead of adding them.  A further batch is claimed at once only after a full claim (a
+backlog); otherwise the relay polls with its idle back-off, one small batch at a time.
 
 A crash anywhere before the commit rolls the claim back: the rows are published again later and
 the consumers, which are idempotent, absorb the duplicates.  Idle polling backs off from a few
@@ -185,6 +185,10 @@ class Relay:
                 self._connection.ioloop.start()
             except (pika.exceptions.AMQPError, OSError) as exc:
                 log.warning("broker unavailable: %s", exc.__class__.__name__)
+            # Normally the close callback has done this; if the loop ended any other way, batches
+            # left in flight must not meet the next channel, whose delivery tags restart at 1.
+            self._abandon_batches("connection lost before the broker confirmed")
+            self._timer = None
             if not self._stopping:
                 self._sleep(self._reconnect_delay)
                 self._reconnect_delay = min(self._reconnect_delay * 2, 5.0)
