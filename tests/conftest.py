@@ -6,7 +6,6 @@ key prefix and RabbitMQ namespace.  Tables are emptied between tests.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import uuid
@@ -139,18 +138,10 @@ def topology(settings):
         topology.delete(channel)
 
 
-@contextlib.contextmanager
 def amqp_channel(settings):
-    import pika
+    from chatsys.broker import blocking_channel, connection_parameters
 
-    from chatsys.broker import connection_parameters
-
-    connection = pika.BlockingConnection(connection_parameters(settings))
-    try:
-        yield connection.channel()
-    finally:
-        if connection.is_open:
-            connection.close()
+    return blocking_channel(connection_parameters(settings))
 
 
 @pytest.fixture

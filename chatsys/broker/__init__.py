@@ -5,6 +5,8 @@ pika is imported where it is used: the web process only needs it for /readyz's p
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from chatsys.broker.topology import Topology
@@ -23,6 +25,21 @@ def connection_parameters(settings, heartbeat: int = 30) -> pika.URLParameters:
     params.socket_timeout = 5
     params.client_properties = {"connection_name": settings.get("amqp.connection_name", "chatsys")}
     return params
+
+
+@contextlib.contextmanager
+def blocking_channel(
+    parameters: pika.ConnectionParameters,
+) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+    """A channel on a connection of its own, both closed on the way out (for short admin work)."""
+    import pika
+
+    connection = pika.BlockingConnection(parameters)
+    try:
+        yield connection.channel()
+    finally:
+        if connection.is_open:
+            connection.close()
 
 
 def topology_from_settings(settings) -> Topology:

@@ -3,6 +3,7 @@ messages the consumers dead-lettered (with the reason each was rejected)."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,6 +11,7 @@ import pika
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine
 
+from chatsys.broker import blocking_channel
 from chatsys.broker.topology import CONSUMERS, Topology
 from chatsys.models import utcnow
 
@@ -92,35 +94,29 @@ class DeadLetterQueues:
         self.topology = topology
         self.engine = engine
 
+    @contextlib.contextmanager
     def _channel(self):
-        connection = pika.BlockingConnection(self.parameters)
-        channel = connection.channel()
-        self.topology.declare(channel)
-        return connection, channel
+        with blocking_channel(self.parameters) as channel:
+            self.topology.declare(channel)
+            yield channel
 
     def depths(self) -> dict[str, int]:
-        connection, channel = self._channel()
-        try:
+        with self._channel() as channel:
             return {
                 c: channel.queue_declare(self.topology.dead_queue(c), passive=True).method.message_count
                 for c in CONSUMERS
             }
-        finally:
-            connection.close()
 
     def peek(self, consumer: str, limit: int = 100) -> list[DeadLetter]:
         """Read up to ``limit`` dead letters without removing them (closing returns them)."""
-        connection, channel = self._channel()
         found = []
-        try:
+        with self._channel() as channel:
             for _ in range(limit):
                 method, properties, body = channel.basic_get(self.topology.dead_queue(consumer))
                 if method is None:
                     break
                 reason, deaths = _death(properties)
                 found.append(DeadLetter(consumer, properties.message_id, properties.type, reason, deaths, None, body))
-        finally:
-            connection.close()
         errors = _errors(self.engine, consumer, [d.message_id for d in found if d.message_id])
         for d in found:
             d.error = errors.get(d.message_id or "")
@@ -128,10 +124,9 @@ class DeadLetterQueues:
 
     def replay(self, consumer: str, limit: int | None = None) -> int:
         """Move dead letters back to the consumer's queue (confirmed publish, then ack)."""
-        connection, channel = self._channel()
-        channel.confirm_delivery()
         moved = 0
-        try:
+        with self._channel() as channel:
+            channel.confirm_delivery()
             while limit is None or moved < limit:
                 method, properties, body = channel.basic_get(self.topology.dead_queue(consumer))
                 if method is None:
@@ -140,13 +135,8 @@ class DeadLetterQueues:
                 channel.basic_publish("", self.topology.queue(consumer), body, properties, mandatory=True)
                 channel.basic_ack(method.delivery_tag)
                 moved += 1
-        finally:
-            connection.close()
         return moved
 
     def purge(self, consumer: str) -> int:
-        connection, channel = self._channel()
-        try:
+        with self._channel() as channel:
             return channel.queue_purge(self.topology.dead_queue(consumer)).method.message_count
-        finally:
-            connection.close()

@@ -42,6 +42,7 @@ from pika.spec import Basic
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection, Engine
 
+from chatsys.broker import blocking_channel
 from chatsys.broker.topology import Topology
 from chatsys.faults import RELAY_AFTER_CLAIM, RELAY_AFTER_CONFIRM, fault_point
 from chatsys.models import utcnow
@@ -211,11 +212,8 @@ class Relay:
             time.sleep(min(0.1, deadline - time.monotonic()))
 
     def _declare_topology(self) -> None:
-        connection = pika.BlockingConnection(self.parameters)
-        try:
-            self.topology.declare(connection.channel())
-        finally:
-            connection.close()
+        with blocking_channel(self.parameters) as channel:
+            self.topology.declare(channel)
 
     def _stop_if_idle(self) -> None:
         if not self._batches:
