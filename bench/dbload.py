@@ -19,12 +19,12 @@ import multiprocessing
 import resource
 import threading
 import time
-import uuid
+from types import SimpleNamespace
 
 from bench.services import mysql_connect
 from bench.stats import percentile
 from chatsys.models import utcnow
-from chatsys.outbox.events import isoformat as iso
+from chatsys.outbox.events import MESSAGE_CREATED, message_changed
 
 INSERT_MESSAGE = (
     "INSERT INTO messages (chat_id, number, body, version, counted, created_at, updated_at) "
@@ -35,6 +35,13 @@ INSERT_OUTBOX = (
     "next_attempt_at, created_at) VALUES (%s, 'message.created', %s, %s, 'baseline', 0, %s, %s)"
 )
 BODY = "baseline message: the quick brown fox jumps over the lazy dog, number {n}"
+
+
+def message_created(app_id, token, chat_id, chat_number, message_id, number, body, now) -> dict:
+    """The ``message.created`` envelope the web writes, built by the service's own code."""
+    chat = SimpleNamespace(id=chat_id, number=chat_number, application=SimpleNamespace(id=app_id, token=token))
+    message = SimpleNamespace(id=message_id, number=number, body=body, version=1, created_at=now, updated_at=now)
+    return message_changed(MESSAGE_CREATED, chat, message)
 
 
 def connection_loop(url: str, chats: list[tuple[int, int, str, int]], start: int, deadline: float, out: dict) -> None:
@@ -62,28 +69,10 @@ def connection_loop(url: str, chats: list[tuple[int, int, str, int]], start: int
         try:
             with conn.cursor() as cur:
                 cur.execute(INSERT_MESSAGE, (chat_id, number, body, now, now))
-                message_id = cur.lastrowid
-                event_id = str(uuid.uuid4())
-                payload = {
-                    "event_id": event_id,
-                    "type": "message.created",
-                    "occurred_at": iso(now),
-                    "data": {
-                        "application_id": app_id,
-                        "chat_id": chat_id,
-                        "message_id": message_id,
-                        "app_token": token,
-                        "chat_number": chat_number,
-                        "message_number": number,
-                        "body": body,
-                        "version": 1,
-                        "created_at": iso(now),
-                        "updated_at": iso(now),
-                    },
-                }
+                payload = message_created(app_id, token, chat_id, chat_number, cur.lastrowid, number, body, now)
                 cur.execute(
                     INSERT_OUTBOX,
-                    (event_id, f"{token}:{chat_number}:{number}", json.dumps(payload), now, now),
+                    (payload["event_id"], f"{token}:{chat_number}:{number}", json.dumps(payload), now, now),
                 )
             conn.commit()
             latencies.append(time.perf_counter() - t0)

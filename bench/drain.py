@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from datetime import timedelta
 
 import pymysql
 
+from bench.dbload import message_created
 from chatsys.models import utcnow
-from chatsys.outbox.events import isoformat
 
+BODY = "Drain event body of a typical length: kaloren torvek sami dunbel ex."
 # Placeholders only in VALUES, so that executemany sends multi-row INSERTs.
 INSERT = (
     "INSERT INTO outbox_events (event_id, type, aggregate_key, payload, status, attempts, "
@@ -38,27 +38,13 @@ def insert_rows(conn: pymysql.Connection, tag: str, count: int, chat, chunk: int
         for first in range(0, count, chunk):
             rows = []
             for i in range(first, min(first + chunk, count)):
-                event_id = str(uuid.uuid4())
-                payload = {
-                    "event_id": event_id,
-                    "type": "message.created",
-                    "occurred_at": isoformat(now),
-                    "data": {
-                        "application_id": chat.application_id,
-                        "chat_id": chat.chat_id,
-                        "message_id": 10_000_000 + i,
-                        "app_token": chat.token,
-                        "chat_number": chat.number,
-                        "message_number": 10_000_000 + i,
-                        "body": "Drain event body of a typical length: kaloren torvek sami dunbel ex.",
-                        "version": 1,
-                        "created_at": isoformat(now),
-                        "updated_at": isoformat(now),
-                    },
-                }
+                number = 10_000_000 + i
+                payload = message_created(
+                    chat.application_id, chat.token, chat.chat_id, chat.number, number, number, BODY, now
+                )
                 rows.append(
                     (
-                        event_id,
+                        payload["event_id"],
                         "message.created",
                         f"bench-drain:{tag}:{i}",
                         json.dumps(payload),

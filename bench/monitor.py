@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from bench.background import Background
 from bench.services import service_processes
 
 MB = 1024 * 1024
@@ -130,8 +131,10 @@ def bottleneck(cpu: dict, focus: tuple[str, ...] = ("web",)) -> str:
 
 
 @dataclass
-class Monitor:
+class Monitor(Background):
     """Samples RSS of the stack every ``interval`` seconds; PSS every ``pss_every`` samples."""
+
+    thread_name = "monitor"
 
     pids: Callable[[], dict[str, int]]
     web_port: int | None = None  # count each web worker's client connections on this port
@@ -146,15 +149,7 @@ class Monitor:
 
     def start(self) -> Monitor:
         self._origin = time.monotonic()
-        self._thread = threading.Thread(target=self._loop, name="monitor", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> Monitor:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        return self
+        return super().start()
 
     def _loop(self) -> None:
         n = 0

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.background import Background
 from bench.seed import ChatInfo
 from bench.services import mysql_connect
 from bench.stats import distribution
@@ -45,7 +46,8 @@ class Probe:
 
 
 @dataclass
-class ProbeClient:
+class ProbeClient(Background):
+    thread_name = "probe-client"
     host: str
     port: int
     chats: list[ChatInfo]
@@ -55,16 +57,6 @@ class ProbeClient:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def start(self) -> ProbeClient:
-        self._thread = threading.Thread(target=self._loop, name="probe-client", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
 
     def snapshot(self) -> list[Probe]:
         with self._lock:
@@ -100,7 +92,7 @@ class ProbeClient:
         conn.close()
 
 
-class _Poller:
+class _Poller(Background):
     """Base: a thread that marks probes done until stopped and nothing is pending (or a deadline)."""
 
     attribute = ""
@@ -113,17 +105,10 @@ class _Poller:
         self._deadline: float | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self):
-        self._thread = threading.Thread(target=self._loop, name=f"poll-{self.attribute}", daemon=True)
-        self._thread.start()
-        return self
-
     def finish(self, timeout: float) -> None:
         """Keep polling until every probe is done or ``timeout`` seconds pass, then stop."""
         self._deadline = time.monotonic() + timeout
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout + 30)
+        self.stop(timeout=timeout + 30)
 
     def pending(self) -> list[Probe]:
         return [p for p in self.client.snapshot() if getattr(p, self.attribute) is None]
@@ -155,6 +140,7 @@ class _Poller:
 
 class CountedPoller(_Poller):
     attribute = "counted"
+    thread_name = "poll-counted"
 
     def __init__(self, client: ProbeClient, interval: float, mysql_url: str):
         super().__init__(client, interval)
@@ -197,6 +183,7 @@ class IndexedPoller(_Poller):
     """Reads ``doc_id<TAB>unix time`` lines appended by :mod:`bench.esdouble`."""
 
     attribute = "indexed"
+    thread_name = "poll-indexed"
 
     def __init__(self, client: ProbeClient, interval: float, record: Path):
         super().__init__(client, interval)

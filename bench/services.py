@@ -19,6 +19,8 @@ import pymysql
 from redis import Redis
 from sqlalchemy.engine import make_url
 
+from bench.background import Background
+
 log = logging.getLogger(__name__)
 
 # Process names of the services on this machine (psutil's name()).
@@ -147,24 +149,16 @@ class Blip:
 
 
 @dataclass
-class ServiceWatch:
+class ServiceWatch(Background):
     """Pings the services in the background; :meth:`window` reports what went wrong in a span."""
+
+    thread_name = "service-watch"
 
     pings: Pings
     interval: float = 1.0
     blips: list[Blip] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
-
-    def start(self) -> ServiceWatch:
-        self._thread = threading.Thread(target=self._loop, name="service-watch", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
 
     def _loop(self) -> None:
         last = fingerprint()
