@@ -4,7 +4,8 @@ Waitress is one process, so one core (the GIL).  This launcher binds the listeni
 ini's ``[server:main] listen`` once, forks N workers that each load the app and serve that socket
 with waitress (the kernel hands each new connection to one of them), restarts a worker that dies,
 and passes SIGTERM/SIGINT on so that workers finish their requests and stop.  ``pserve <ini>``
-still works for a single process.
+still works for a single process, but with waitress's stock channel: see chatsys.serving for
+the busy loop that chatsys-web's workers avoid.
 
 Prometheus metrics are aggregated across workers through prometheus_client's multiprocess mode
 (a directory of shared files, set up here before any worker imports the app).
@@ -42,10 +43,11 @@ def bind(listen: str, backlog: int) -> socket.socket:
 def serve(config_uri: str, sock: socket.socket, adjustments: dict) -> None:
     """One worker: load the app from the ini and serve the shared socket until told to stop."""
     from pyramid.paster import get_app, setup_logging
-    from waitress.server import create_server
+
+    from chatsys.serving import make_server
 
     setup_logging(config_uri)
-    server = create_server(get_app(config_uri), sockets=[sock], **adjustments)
+    server = make_server(get_app(config_uri), sockets=[sock], **adjustments)
     signal.signal(signal.SIGTERM, lambda *_: server.close())
     signal.signal(signal.SIGINT, lambda *_: server.close())
     try:

@@ -1,0 +1,154 @@
+"""chatsys.serving: waitress's channel without the busy loop, and every byte still delivered."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+
+from chatsys.serving import Channel, make_server
+
+WATERMARK = 256 * 1024
+CHUNK = 64 * 1024
+
+
+def payload(size: int, seed: str) -> bytes:
+    block = hashlib.sha256(seed.encode()).digest() * (CHUNK // 32)
+    return (block * (size // len(block) + 1))[:size]
+
+
+def app(environ, start_response):
+    """``/one/<size>``: the body in one write; ``/stream/<size>``: in 64 KiB chunks."""
+    _, kind, size = environ["PATH_INFO"].split("/")
+    body = payload(int(size), environ["PATH_INFO"])
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", size)])
+    if kind == "one":
+        return [body]
+    return (body[i : i + CHUNK] for i in range(0, len(body), CHUNK))
+
+
+@pytest.fixture
+def server():
+    socket_map: dict = {}
+    srv = make_server(app, map=socket_map, listen="127.0.0.1:0", threads=4, outbuf_high_watermark=WATERMARK)
+
+    def run():
+        try:
+            srv.run()
+        except OSError:
+            pass  # the map was closed under the loop by the teardown
+
+    thread = threading.Thread(target=run, name="waitress-test-loop", daemon=True)
+    thread.start()
+    yield srv
+    srv.task_dispatcher.shutdown()
+    wasyncore.close_all(socket_map)
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def fetch(port: int, path: str, rcvbuf: int | None = None) -> tuple[bytes, bytes]:
+    """GET ``path`` on a raw socket (optionally with a small receive buffer); head and body."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(30)
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".encode())
+        data = bytearray()
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    return head, body
+
+
+@pytest.mark.parametrize("kind", ["one", "stream"])
+def test_responses_larger_than_the_socket_buffers_arrive_whole(server, kind):
+    # 8 MiB through a 4 KiB receive buffer: request threads cannot flush it all themselves, so the
+    # event loop must finish the job; streamed, it also passes the high watermark many times.
+    size = 8 * 1024 * 1024
+    path = f"/{kind}/{size}"
+    head, body = fetch(int(server.effective_port), path, rcvbuf=4096)
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert len(body) == size
+    assert body == payload(size, path)
+
+
+def test_many_concurrent_clients_all_get_their_answers(server):
+    paths = [f"/{'one' if i % 2 else 'stream'}/{1000 + 37 * i}" for i in range(200)]
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda p: fetch(int(server.effective_port), p), paths))
+    for path, (head, body) in zip(paths, answers, strict=True):
+        assert head.startswith(b"HTTP/1.1 200 OK"), path
+        assert body == payload(len(body), path) and len(body) == int(path.rsplit("/", 1)[1])
+
+
+@pytest.fixture
+def busy_channel(server):
+    """Make channels with a request in progress and ``queued`` bytes of output not yet sent."""
+    opened = []
+
+    def make(cls, queued: int) -> HTTPChannel:
+        ours, theirs = socket.socketpair()
+        channel = cls(server, ours, ("127.0.0.1", 0), server.adj, map={})
+        channel.requests = [HTTPRequestParser(server.adj)]
+        channel.outbufs[-1].append(b"x" * queued)
+        channel.total_outbufs_len = queued
+        opened.append((channel, theirs))
+        return channel
+
+    yield make
+    for channel, peer in opened:
+        channel.close()
+        peer.close()
+
+
+def held_by_another_thread(lock):
+    """Context: ``lock`` held by a helper thread (an RLock is re-entrant for its own thread)."""
+    taken, release = threading.Event(), threading.Event()
+
+    def hold():
+        with lock:
+            taken.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+
+    class Held:
+        def __enter__(self):
+            thread.start()
+            assert taken.wait(10)
+
+        def __exit__(self, *exc):
+            release.set()
+            thread.join(10)
+
+    return Held()
+
+
+def test_a_channel_whose_request_thread_holds_its_output_is_not_offered_for_writing(busy_channel):
+    stock = busy_channel(HTTPChannel, 100)
+    ours = busy_channel(Channel, 100)
+    with held_by_another_thread(stock.outbuf_lock):
+        # waitress's own channel asks select() for writability it cannot use: the busy loop.
+        assert stock.writable()
+    with held_by_another_thread(ours.outbuf_lock):
+        assert not ours.writable()
+    # The lock free again (the thread finished writing, or waits for the loop): writable.
+    assert ours.writable()
+    # No request running: writable, as in waitress.
+    ours.requests = []
+    assert ours.writable()
+
+
+def test_above_the_high_watermark_the_loop_drains_even_while_the_lock_is_held(busy_channel):
+    # The request thread is about to wait for the loop to drain the buffer: keep offering it.
+    channel = busy_channel(Channel, WATERMARK + 1)
+    with held_by_another_thread(channel.outbuf_lock):
+        assert channel.writable()
