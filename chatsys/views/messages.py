@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from pyramid.httpexceptions import HTTPNoContent
 from pyramid.view import view_config
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Row
 
 from chatsys.creation import create_numbered
@@ -22,13 +22,18 @@ from chatsys.representations import message_json
 from chatsys.resources import validated_body
 
 MESSAGES = Message.__table__
+# What a representation shows (message_json): reads fetch and decode nothing else.
+SHOWN = (MESSAGES.c.number, MESSAGES.c.body, MESSAGES.c.version, MESSAGES.c.created_at, MESSAGES.c.updated_at)
+# One message by its number, built once with bound parameters: a request only supplies values.
+BY_NUMBER = (MESSAGES.c.chat_id == bindparam("chat_id"), MESSAGES.c.number == bindparam("number"))
+READ_ONE = select(*SHOWN).where(*BY_NUMBER)
+LOCK_ONE = select(MESSAGES).where(*BY_NUMBER).with_for_update()
 
 
 def load_message(request, chat_id: int, number: int, for_update: bool = False) -> Row:
-    query = select(MESSAGES).where(MESSAGES.c.chat_id == chat_id, MESSAGES.c.number == number)
-    if for_update:
-        query = query.with_for_update()
-    message = request.dbsession.connection().execute(query).one_or_none()
+    """The message's shown columns, or (``for_update``) its whole row, locked."""
+    query = LOCK_ONE if for_update else READ_ONE
+    message = request.dbsession.connection().execute(query, {"chat_id": chat_id, "number": number}).one_or_none()
     if message is None:
         raise NotFound("The chat has no message with this number.")
     return message
@@ -66,7 +71,7 @@ def create_message(context, request):
 @view_config(route_name="compat.chats.messages", request_method="GET", renderer="json")
 def list_messages(context, request):
     number = context.chat.number
-    query = select(MESSAGES).where(MESSAGES.c.chat_id == context.chat.id)
+    query = select(*SHOWN).where(MESSAGES.c.chat_id == context.chat.id)
     return page(request, query, MESSAGES.c.number, lambda m: message_json(m, number))
 
 
