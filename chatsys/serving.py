@@ -14,7 +14,9 @@ connection) to 70/s.
 output lock, unless the output is above ``outbuf_high_watermark``.  Nothing is left unsent:
 
 - a request thread flushes its own output inside ``write_soon`` (waitress's ``send_bytes`` is
-  1), and wakes the loop if the socket would not take everything;
+  1).  When the socket would not take everything, waitress wakes the loop while the thread still
+  holds the lock, so ``writable()`` may turn that wake-up down; :meth:`Channel.write_soon` wakes
+  the loop once more after the lock is released;
 - when the thread's request ends, waitress always wakes the loop (``service`` pulls the trigger),
   and with no request running the channel is writable as before;
 - above the high watermark a request thread *waits* for the loop to drain the buffer (it
@@ -42,6 +44,13 @@ class Channel(HTTPChannel):
                 return False
             self.outbuf_lock.release()
         return super().writable()
+
+    def write_soon(self, data):
+        written = super().write_soon(data)
+        if self.total_outbufs_len and self.connected:
+            # Bytes left over: the lock is free now, so the loop will take them (see writable).
+            self.server.pull_trigger()
+        return written
 
 
 def make_server(app: Callable, map: dict | None = None, **adjustments: Any):

@@ -34,23 +34,31 @@ def app(environ, start_response):
 
 
 @pytest.fixture
-def server():
-    socket_map: dict = {}
-    srv = make_server(app, map=socket_map, listen="127.0.0.1:0", threads=4, outbuf_high_watermark=WATERMARK)
+def serve():
+    """Start chatsys.serving servers on free ports (``app`` unless given), each loop in a thread."""
+    running = []
 
-    def run():
-        try:
-            srv.run()
-        except OSError:
-            pass  # the map was closed under the loop by the teardown
+    def start(application=app, **adjustments):
+        socket_map: dict = {}
+        settings = {"threads": 4, "outbuf_high_watermark": WATERMARK, **adjustments}
+        srv = make_server(application, map=socket_map, listen="127.0.0.1:0", **settings)
+        thread = threading.Thread(target=srv.run, name="waitress-test-loop", daemon=True)
+        thread.start()
+        running.append((srv, socket_map, thread))
+        return srv
 
-    thread = threading.Thread(target=run, name="waitress-test-loop", daemon=True)
-    thread.start()
-    yield srv
-    srv.task_dispatcher.shutdown()
-    wasyncore.close_all(socket_map)
-    thread.join(10)
-    assert not thread.is_alive()
+    yield start
+    for srv, socket_map, thread in running:
+        # Closed by the loop itself (a trigger thunk), so it leaves select() and returns at once.
+        srv.trigger.pull_trigger(lambda socket_map=socket_map: wasyncore.close_all(socket_map))
+        thread.join(10)
+        srv.task_dispatcher.shutdown()
+        assert not thread.is_alive()
+
+
+@pytest.fixture
+def server(serve):
+    return serve()
 
 
 def fetch(port: int, path: str, rcvbuf: int | None = None) -> tuple[bytes, bytes]:
@@ -68,16 +76,73 @@ def fetch(port: int, path: str, rcvbuf: int | None = None) -> tuple[bytes, bytes
     return head, body
 
 
-@pytest.mark.parametrize("kind", ["one", "stream"])
-def test_responses_larger_than_the_socket_buffers_arrive_whole(server, kind):
+@pytest.mark.parametrize(
+    "kind, watermark",
+    [
+        ("one", 16 * 1024 * 1024),  # below the watermark while the request runs: Channel's path
+        ("one", WATERMARK),
+        ("stream", WATERMARK),  # past the watermark again and again: the thread waits for the loop
+    ],
+)
+def test_responses_larger_than_the_socket_buffers_arrive_whole(serve, kind, watermark):
     # 8 MiB through a 4 KiB receive buffer: request threads cannot flush it all themselves, so the
-    # event loop must finish the job; streamed, it also passes the high watermark many times.
+    # event loop must finish the job.
+    srv = serve(outbuf_high_watermark=watermark)
     size = 8 * 1024 * 1024
     path = f"/{kind}/{size}"
-    head, body = fetch(int(server.effective_port), path, rcvbuf=4096)
+    head, body = fetch(int(srv.effective_port), path, rcvbuf=4096)
     assert head.startswith(b"HTTP/1.1 200 OK")
     assert len(body) == size
     assert body == payload(size, path)
+
+
+def test_output_left_over_while_the_app_pauses_is_still_sent(serve):
+    """A chunk the socket cannot take at once must reach the client while the app is paused.
+
+    waitress wakes the loop from inside ``write_soon`` while the request thread still holds the
+    output lock; ``Channel.writable`` turns that wake-up down, so ``Channel.write_soon`` must wake
+    the loop again.  Each wake-up from a request thread is followed by a pause here, which makes
+    the loop see the lock held every time; the loop's own timeout is an hour, so a lost wake-up
+    is never rescued by it.  The app then waits until the client has the whole chunk.
+    """
+    first = 4 * 1024 * 1024
+    delivered = threading.Event()
+    outcomes = []
+
+    def pausing(environ, start_response):
+        start_response("200 OK", [("Content-Length", str(first + 3))])
+
+        def body():
+            delivered.clear()
+            yield b"a" * first
+            outcomes.append(delivered.wait(10))  # the pause: until the client has the chunk
+            yield b"end"
+
+        return body()
+
+    srv = serve(pausing, outbuf_high_watermark=16 * 1024 * 1024, asyncore_loop_timeout=3600)
+    pull = srv.pull_trigger
+
+    def slow_pull(*args):
+        pull(*args)
+        if threading.current_thread().name != "waitress-test-loop":
+            threading.Event().wait(0.003)  # keep the lock a moment, as a thread losing the GIL does
+
+    srv.pull_trigger = slow_pull
+    for _ in range(5):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(30)
+            sock.connect(("127.0.0.1", int(srv.effective_port)))
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            data = bytearray()
+            while len(data.partition(b"\r\n\r\n")[2]) < first:
+                data += sock.recv(65536)
+            delivered.set()
+            while chunk := sock.recv(65536):
+                data += chunk
+        assert data.endswith(b"end")
+        assert outcomes.pop(), "the chunk reached the client only after the app went on"
 
 
 def test_many_concurrent_clients_all_get_their_answers(server):
@@ -145,6 +210,17 @@ def test_a_channel_whose_request_thread_holds_its_output_is_not_offered_for_writ
     # No request running: writable, as in waitress.
     ours.requests = []
     assert ours.writable()
+
+
+def test_a_write_the_socket_cannot_take_wakes_the_loop_after_the_lock_is_released(server, busy_channel):
+    channel = busy_channel(Channel, 0)
+    woken_holding_lock = []
+    server.pull_trigger = lambda *args: woken_holding_lock.append(channel.outbuf_lock._is_owned())
+    # The peer reads nothing: the socket pair's buffers take far less than 4 MiB.
+    channel.write_soon(b"x" * (4 * 1024 * 1024))
+    assert channel.total_outbufs_len > 0
+    # waitress's own wake-up comes with the lock held; Channel's comes after it is released.
+    assert woken_holding_lock == [True, False]
 
 
 def test_above_the_high_watermark_the_loop_drains_even_while_the_lock_is_held(busy_channel):
