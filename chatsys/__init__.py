@@ -24,6 +24,7 @@ def main(global_config, **settings):
         config.include(".search")
         config.include(".metrics")
         config.include(".openapi")
+        config.include(".validation")
         config.include(".routes")
         config.scan(".views")
     return config.make_wsgi_app()
