@@ -26,6 +26,9 @@ DEFAULTS: dict[str, Any] = {
     "sqlalchemy.pool_recycle": "3600",
     "sqlalchemy.pool_timeout": "5",
     "db.connect_timeout": "3",
+    # "off": plain connections unless the URL asks for TLS (ssl_ca=…: verified, required);
+    # "preferred": PyMySQL's own default, unverified TLS when the server offers it.
+    "db.tls": "off",
     "redis.url": "redis://127.0.0.1:6379/0",
     "redis.key_prefix": "chatsys",
     "redis.socket_timeout": "2",
@@ -41,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 SEARCH_BACKENDS = ("database", "elasticsearch")
+DB_TLS_MODES = ("off", "preferred")
 
 
 class SettingsError(ValueError):
@@ -95,6 +99,8 @@ def validate(settings: Mapping[str, Any]) -> None:
     backend = settings.get("search.backend")
     if backend not in SEARCH_BACKENDS:
         raise SettingsError(f"setting 'search.backend' must be one of {SEARCH_BACKENDS}, got {backend!r}")
+    if settings.get("db.tls") not in DB_TLS_MODES:
+        raise SettingsError(f"setting 'db.tls' must be one of {DB_TLS_MODES}, got {settings.get('db.tls')!r}")
     as_int(settings, "chatsys.max_body_bytes", minimum=1024)
     as_int(settings, "chatsys.lookup_cache_size", minimum=0)
     as_int(settings, "retry.attempts", minimum=1)

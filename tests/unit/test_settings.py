@@ -39,3 +39,17 @@ def test_environment_overrides_urls():
 def test_bad_settings_name_the_key(key, value):
     with pytest.raises(SettingsError, match=key.replace(".", r"\.")):
         resolve_settings({key: value}, environ={})
+
+
+def test_database_connections_skip_tls_unless_the_url_or_db_tls_asks_for_it():
+    from chatsys.db import connect_args
+
+    plain = resolve_settings({}, environ={})
+    assert connect_args(plain, plain["sqlalchemy.url"])["ssl_disabled"] is True
+    # TLS named in the URL (verified, required by PyMySQL) is never switched off.
+    with_ca = "mysql+pymysql://u@db/x?charset=utf8mb4&ssl_ca=/etc/ssl/ca.pem"
+    assert "ssl_disabled" not in connect_args(plain, with_ca)
+    preferred = resolve_settings({"db.tls": "preferred"}, environ={})
+    assert "ssl_disabled" not in connect_args(preferred, preferred["sqlalchemy.url"])
+    with pytest.raises(SettingsError, match=r"db\.tls"):
+        resolve_settings({"db.tls": "maybe"}, environ={})
