@@ -9,12 +9,23 @@ write became visible to a realtime GET.  W4 reads that file (:class:`bench.probe
 It runs in its own process so that its Python work (analysis of every document) is measured on
 its own and does not share the harness's GIL with the lag probes.  The double records every
 request it receives; the bench clears that list after each bulk so memory stays flat.
+
+The double keeps its whole index as Python objects (about 200 per document), and CPython's full
+collections walk all of them: by the end of a W4 run each one stopped the double for 0.5 to 1.6 s
+while it held the GIL, and every bulk request in flight waited, which showed up as indexing lag
+that belongs to the double, not to chatsys (a real Elasticsearch runs elsewhere with its own
+memory management).  After each bulk the double therefore moves what it has stored out of the
+collector's sight (``gc.freeze()``); the stored documents hold no reference cycles, so nothing
+collectable is kept.  Any pause the collector still takes over 50 ms is written to the double's
+log, so a stall of the double stays visible.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -42,7 +53,25 @@ class RecordingDouble(ElasticsearchDouble):
             self._record.flush()
             self.documents_indexed += len(lines)
         self.clear_requests()
+        gc.freeze()
         return status, payload
+
+
+class PauseLog:
+    """Writes each garbage-collector pause longer than ``threshold`` seconds to stderr."""
+
+    def __init__(self, threshold: float = 0.05) -> None:
+        self.threshold = threshold
+        self.started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+            return
+        took = time.perf_counter() - self.started
+        if took > self.threshold:
+            generation = info["generation"]
+            print(f"gc: a generation {generation} collection paused the double {took * 1000:.0f} ms", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    gc.callbacks.append(PauseLog())
     double = RecordingDouble(args.record).start()
     print(double.url, flush=True)
     try:
