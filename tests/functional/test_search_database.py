@@ -66,6 +66,31 @@ def test_pages_cover_every_hit_once_and_cursors_are_checked(engine, clean):
             )
 
 
+@pytest.mark.parametrize("limit", [1, 5, 100])
+def test_sparse_short_word_hits_are_found_across_growing_chunks(engine, clean, limit):
+    """A short word that SQL's LIKE finds in every row but that starts a word in few of them:
+    the backend must keep scanning, in larger and larger chunks, and page through all of them."""
+    from tests.support.search_cases import CaseMessage
+
+    bodies = [CaseMessage(n, f"ab at the start {n}" if n % 97 == 0 else f"xab inside {n}") for n in range(1, 2501)]
+    chats = load(engine, bodies)
+    expected = [n for n in range(2500, 0, -1) if n % 97 == 0]
+    with Session(engine) as session:
+        backend = DatabaseSearch(session)
+        seen, cursor, pages = [], None, 0
+        while True:
+            page = backend.search(request_for(chats, "AB", limit=limit, cursor=cursor))
+            assert len(page.hits) <= limit
+            assert all(hit.highlight.startswith("<em>ab</em> at the start") for hit in page.hits)
+            seen += [h.message_number for h in page.hits]
+            pages += 1
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    assert seen == expected
+    assert pages == -(-len(expected) // limit)  # every page full but the last, and no empty page
+
+
 def test_search_api_highlights_and_paginates(testapp):
     token = create_application(testapp)["app_token"]
     create_chat(testapp, token)
