@@ -18,12 +18,19 @@ from chatsys.models.idempotency import SCOPE_MESSAGE
 from chatsys.numbering import message_sequence
 from chatsys.outbox import events, writer
 from chatsys.pagination import page
-from chatsys.representations import message_json
+from chatsys.representations import message_json, shown_time
 from chatsys.resources import validated_body
 
 MESSAGES = Message.__table__
-# What a representation shows (message_json): reads fetch and decode nothing else.
-SHOWN = (MESSAGES.c.number, MESSAGES.c.body, MESSAGES.c.version, MESSAGES.c.created_at, MESSAGES.c.updated_at)
+# What a representation shows (message_json): reads fetch and decode nothing else, and MySQL
+# formats the timestamps (shown_time).
+SHOWN = (
+    MESSAGES.c.number,
+    MESSAGES.c.body,
+    MESSAGES.c.version,
+    shown_time(MESSAGES.c.created_at),
+    shown_time(MESSAGES.c.updated_at),
+)
 # One message by its number, built once with bound parameters: a request only supplies values.
 BY_NUMBER = (MESSAGES.c.chat_id == bindparam("chat_id"), MESSAGES.c.number == bindparam("number"))
 READ_ONE = select(*SHOWN).where(*BY_NUMBER)

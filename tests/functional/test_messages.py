@@ -1,7 +1,9 @@
 """Messages: numbered per chat, edited with a rising version, listed by cursor."""
 
 import json
+from datetime import datetime
 
+import pytest
 from sqlalchemy import text
 
 from tests.support.api import create_application, create_chat, create_message, messages_url
@@ -94,6 +96,29 @@ def test_default_and_maximum_page_size(testapp, engine):
     assert len(testapp.get(messages_url(token, 1)).json["data"]) == 50
     assert len(testapp.get(messages_url(token, 1) + "?limit=100").json["data"]) == 100
     testapp.get(messages_url(token, 1) + "?limit=101", status=422)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 1, 2, 3, 4, 5, 0),  # isoformat keeps the zeros: timespec="microseconds"
+        datetime(2026, 12, 31, 23, 59, 59, 999999),
+        datetime(2024, 2, 29, 0, 0, 0, 1),
+        datetime(1999, 9, 9, 9, 9, 9, 90000),
+    ],
+)
+def test_reads_show_timestamps_exactly_as_writes_do(testapp, engine, moment):
+    """Reads have MySQL format the timestamps; writes format them in Python: the same text."""
+    token = setup_chat(testapp)
+    create_message(testapp, token, 1, "x")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE messages SET created_at = :t, updated_at = :t"), {"t": moment})
+    expected = moment.isoformat(timespec="microseconds") + "Z"
+    one = testapp.get(messages_url(token, 1) + "/1").json
+    listed = testapp.get(messages_url(token, 1)).json["data"][0]
+    edited = testapp.patch_json(messages_url(token, 1) + "/1", {"body": "y"}).json  # the locked row, in Python
+    assert one["created_at"] == one["updated_at"] == listed["created_at"] == listed["updated_at"] == expected
+    assert edited["created_at"] == expected
 
 
 def test_large_unicode_body_round_trips(testapp):
