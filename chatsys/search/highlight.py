@@ -16,12 +16,15 @@ def fragment(body: str, words: tuple[str, ...]) -> str:
     original characters, so "cafe" marks "Café".
     """
     pattern = matcher(words)
-    folded, origin = fold(body)
     spans = []
     if pattern is not None:
-        for match in pattern.finditer(folded):
-            if match.end() > match.start():
-                spans.append((origin[match.start()], origin[match.end() - 1] + 1))
+        if body.isascii():  # folding is lower-casing: offsets are the body's own
+            spans = [match.span() for match in pattern.finditer(body.lower()) if match.end() > match.start()]
+        else:
+            folded, origin = fold(body)
+            for match in pattern.finditer(folded):
+                if match.end() > match.start():
+                    spans.append((origin[match.start()], origin[match.end() - 1] + 1))
     start = 0
     if spans and spans[0][0] > FRAGMENT // 3:
         start = spans[0][0] - FRAGMENT // 3

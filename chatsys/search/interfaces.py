@@ -52,8 +52,9 @@ class SearchHit:
     message_number: int
     body: str
     version: int
-    created_at: datetime
-    updated_at: datetime
+    # A datetime, or the API's text for it when the backend had MySQL format it (shown_time).
+    created_at: datetime | str
+    updated_at: datetime | str
     highlight: str  # HTML-escaped body fragment, matches wrapped in <em>…</em>
 
 

@@ -9,6 +9,7 @@ matches nothing.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -56,6 +57,7 @@ def fold(text: str) -> tuple[str, list[int]]:
     return "".join(out), origin
 
 
+@functools.lru_cache(maxsize=1024)
 def matcher(query_words: tuple[str, ...]) -> re.Pattern | None:
     """A pattern over *folded* text that finds each word where the semantics say it matches."""
     parts = []

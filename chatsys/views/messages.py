@@ -13,12 +13,12 @@ from sqlalchemy.engine import Row
 
 from chatsys.creation import create_numbered
 from chatsys.errors import NotFound
-from chatsys.models import Message, utcnow
+from chatsys.models import Message, shown_time, utcnow
 from chatsys.models.idempotency import SCOPE_MESSAGE
 from chatsys.numbering import message_sequence
 from chatsys.outbox import events, writer
 from chatsys.pagination import page
-from chatsys.representations import message_json, shown_time
+from chatsys.representations import message_json
 from chatsys.resources import validated_body
 
 MESSAGES = Message.__table__
