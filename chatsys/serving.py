@@ -1,4 +1,5 @@
-"""waitress for chatsys-web: the stock server with one channel method changed.
+"""waitress for chatsys-web: the stock server with a channel that does not spin, and a TCP
+server that takes only its share of connections (:mod:`chatsys.balance`).
 
 waitress's event loop asks every connection ``writable()`` before each ``select()``.  A
 connection answers yes whenever its output buffer holds bytes, even while a request thread is
@@ -28,8 +29,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from waitress import wasyncore
 from waitress.channel import HTTPChannel
-from waitress.server import BaseWSGIServer, create_server
+from waitress.server import BaseWSGIServer, TcpWSGIServer, create_server
+
+from chatsys.balance import Balance
 
 
 class Channel(HTTPChannel):
@@ -53,11 +57,51 @@ class Channel(HTTPChannel):
         return written
 
 
-def make_server(app: Callable, map: dict | None = None, **adjustments: Any):
-    """``waitress.server.create_server`` whose listening servers open :class:`Channel`\\ s."""
+class Wakeup(wasyncore.dispatcher):
+    """The worker's end of its :class:`~chatsys.balance.Balance` socket pair: a byte from another
+    worker ends this worker's ``select()`` so that its server asks the balance again."""
+
+    def readable(self):
+        return True
+
+    def writable(self):
+        return False
+
+    def handle_read(self):
+        try:
+            self.socket.recv(4096)
+        except BlockingIOError:
+            pass
+
+    def handle_close(self):
+        pass  # the launcher holds the other end for as long as the workers run
+
+
+class BalancedServer(TcpWSGIServer):
+    """waitress's TCP server that listens only when :class:`Balance` says so."""
+
+    balance: Balance
+    slot: int
+
+    def readable(self):
+        willing = super().readable()  # waitress's own connection_limit comes first
+        stale_after = 3 * max(self.adj.asyncore_loop_timeout, 0.1)
+        return self.balance.listen(self.slot, len(self.active_channels), willing, stale_after)
+
+
+def make_server(
+    app: Callable, map: dict | None = None, balance: Balance | None = None, slot: int = 0, **adjustments: Any
+):
+    """``waitress.server.create_server`` whose listening servers open :class:`Channel`\\ s, and
+    with ``balance``, a TCP server that shares connections with the other workers (``slot``)."""
     socket_map = {} if map is None else map
     server = create_server(app, map=socket_map, **adjustments)
-    for dispatcher in socket_map.values():
+    for dispatcher in list(socket_map.values()):
         if isinstance(dispatcher, BaseWSGIServer):
             dispatcher.channel_class = Channel
+        if balance is not None and type(dispatcher) is TcpWSGIServer:
+            # create_server built waitress's class; it gets the balance the way it got Channel.
+            dispatcher.__class__ = BalancedServer
+            dispatcher.balance, dispatcher.slot = balance, slot
+            Wakeup(balance.waker(slot), map=socket_map)
     return server

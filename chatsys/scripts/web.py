@@ -2,8 +2,9 @@
 
 Waitress is one process, so one core (the GIL).  This launcher binds the listening socket from the
 ini's ``[server:main] listen`` once, forks N workers that each load the app and serve that socket
-with waitress (the kernel hands each new connection to one of them), restarts a worker that dies,
-and passes SIGTERM/SIGINT on so that workers finish their requests and stop.  ``pserve <ini>``
+with waitress (the kernel hands each new connection to one of them, and the workers keep their
+shares of open connections even: chatsys.balance), restarts a worker that dies, and
+passes SIGTERM/SIGINT on so that workers finish their requests and stop.  ``pserve <ini>``
 still works for a single process, but with waitress's stock channel: see chatsys.serving for
 the busy loop that chatsys-web's workers avoid.
 
@@ -23,6 +24,8 @@ import sys
 import tempfile
 import time
 
+from chatsys.balance import Balance  # the standard library only: the master stays small
+
 log = logging.getLogger("chatsys.web")
 
 NOT_ADJUSTMENTS = {"use", "listen", "host", "port", "sockets", "__file__", "here"}
@@ -40,20 +43,33 @@ def bind(listen: str, backlog: int) -> socket.socket:
     return sock
 
 
-def serve(config_uri: str, sock: socket.socket, adjustments: dict) -> None:
+def serve(config_uri: str, sock: socket.socket, adjustments: dict, balance: Balance, slot: int) -> None:
     """One worker: load the app from the ini and serve the shared socket until told to stop."""
     from pyramid.paster import get_app, setup_logging
+    from waitress import wasyncore
 
     from chatsys.serving import make_server
 
     setup_logging(config_uri)
-    server = make_server(get_app(config_uri), sockets=[sock], **adjustments)
-    signal.signal(signal.SIGTERM, lambda *_: server.close())
-    signal.signal(signal.SIGINT, lambda *_: server.close())
+    server = make_server(get_app(config_uri), sockets=[sock], balance=balance, slot=slot, **adjustments)
+    log.info("web worker %d ready (slot %d)", os.getpid(), slot)
+    stopping = []
+
+    def stop(signum, frame) -> None:
+        stopping.append(signum)
+        server.trigger.pull_trigger()  # end the select() in progress, whichever sockets it watches
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    adj = server.adj
     try:
-        server.run()
-    except OSError:
-        pass  # the socket was closed by the signal handler: a normal stop
+        # waitress's own loop, one round at a time, until a signal says stop.  (Closing the
+        # listening socket under select() only ended it while select() watched that socket,
+        # which a worker standing back for the balance does not.)
+        while not stopping:
+            wasyncore.loop(timeout=adj.asyncore_loop_timeout, map=server._map, use_poll=adj.asyncore_use_poll, count=1)
+        server.close()  # no new connections
+        server.task_dispatcher.shutdown(timeout=5)  # requests being served finish first
     finally:
         os._exit(0)
 
@@ -79,14 +95,16 @@ def main(argv=None) -> None:
     sock = bind(listen, int(adjustments.get("backlog", 1024)))
     log.info("serving on http://%s with %d waitress workers", listen, args.workers)
 
-    children: dict[int, float] = {}
+    balance = Balance(args.workers)
+    children: dict[int, tuple[float, int]] = {}  # pid: (started, balance slot)
     stopping = False
 
-    def spawn() -> None:
+    def spawn(slot: int) -> None:
+        balance.clear(slot)
         pid = os.fork()
         if pid == 0:
-            serve(args.config_uri, sock, adjustments)
-        children[pid] = time.monotonic()
+            serve(args.config_uri, sock, adjustments, balance, slot)
+        children[pid] = (time.monotonic(), slot)
 
     def stop(signum, frame) -> None:
         nonlocal stopping
@@ -99,22 +117,26 @@ def main(argv=None) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    for _ in range(args.workers):
-        spawn()
+    for slot in range(args.workers):
+        spawn(slot)
     try:
         while children:
             try:
                 pid, status = os.wait()
             except ChildProcessError:
                 break
-            started = children.pop(pid, None)
-            if stopping or started is None:
+            child = children.pop(pid, None)
+            if child is None:
+                continue
+            started, slot = child
+            balance.clear(slot)  # its peers stop waiting for it to take connections
+            if stopping:
                 continue
             code = os.waitstatus_to_exitcode(status)
             log.warning("web worker %d exited (%s); starting another", pid, code)
             if time.monotonic() - started < 1.0:
                 time.sleep(1.0)  # do not spin if workers die at start-up
-            spawn()
+            spawn(slot)
     finally:
         sock.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,0 +1,118 @@
+"""chatsys-web as it runs: two workers on one socket share a burst of connections evenly, and a
+worker killed under them is replaced and takes up its share of new connections."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import process_overrides
+from tests.functional.test_fuzz import free_port
+from tests.support.db import TESTING_INI
+from tests.support.processes import Proc, Processes, write_ini
+from tests.support.wait import wait_for
+
+
+def workers_of(pid: int) -> list[int]:
+    return sorted(int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+
+
+def ready(master: Proc) -> set[int]:
+    """Workers that have built the app and serve (they say so in the log)."""
+    return {int(pid) for pid in re.findall(r"web worker (\d+) ready", master.output())}
+
+
+def client_ports(pid: int, port: int) -> set[int]:
+    """The client ports of the established connections to ``port`` whose socket ``pid`` holds."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].rsplit(":", 1)[1], 16)
+        if local_port == port and fields[3] == "01" and fields[9] in inodes:  # 01: ESTABLISHED
+            ports.add(int(fields[2].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def connections_held(pid: int, port: int) -> int:
+    return len(client_ports(pid, port))
+
+
+def ask(port: int) -> socket.socket:
+    """A keep-alive connection that has had its answer to GET /healthz."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+        chunk = sock.recv(4096)
+        assert chunk, "the server closed the connection"
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 200 OK"), data[:200]
+    return sock
+
+
+@pytest.fixture
+def web(settings, tmp_path):
+    port = free_port()
+    ini = write_ini(tmp_path / "web.ini", TESTING_INI, process_overrides(settings), listen=f"127.0.0.1:{port}")
+    procs = Processes(ini, tmp_path)
+    master = procs.spawn("web", "chatsys-web", "--workers", "2")
+    opened: list[socket.socket] = []
+
+    wait_for(lambda: len(ready(master)) == 2, 60, message="both workers ready")
+    yield master, port, opened
+    for sock in opened:
+        sock.close()
+    procs.stop_all()
+
+
+def burst(port: int, n: int) -> list[socket.socket]:
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(lambda _: ask(port), range(n)))
+
+
+def test_workers_share_connections_and_a_replaced_worker_takes_its_share(web):
+    master, port, opened = web
+    first, second = workers_of(master.popen.pid)
+    opened += burst(port, 20)
+    held = {pid: connections_held(pid, port) for pid in (first, second)}
+    assert sum(held.values()) == 20 and abs(held[first] - held[second]) <= 2, held
+
+    os.kill(first, signal.SIGKILL)  # its clients lose their connections; the launcher replaces it
+    replacement = wait_for(lambda: next(iter(ready(master) - {first, second}), None), 60, message="replaced")
+    survivor_before = connections_held(second, port)
+    opened += burst(port, 10)
+    gained = {
+        "replacement": connections_held(replacement, port),
+        "survivor": connections_held(second, port) - survivor_before,
+    }
+    assert sum(gained.values()) == 10, gained
+    # The survivor held about ten: the new worker, at none, takes the new ones until it catches up.
+    assert gained["replacement"] >= 8, gained
+
+    # SIGTERM stops it all promptly, a worker standing back for the balance included: three of
+    # the replacement's clients leave, and the survivor's loop goes round once (a request).
+    leaving = client_ports(replacement, port)
+    for sock in [sock for sock in opened if sock.getsockname()[1] in leaving][:3]:
+        sock.close()
+    held = connections_held(replacement, port)
+    wait_for(lambda: connections_held(replacement, port) == held, 10)
+    survivor_ports = client_ports(second, port)
+    asking = next(sock for sock in opened if sock.getsockname()[1] in survivor_ports)
+    asking.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+    assert asking.recv(4096).startswith(b"HTTP/1.1 200 OK")
+    assert master.stop(timeout=10) == 0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in (second, replacement))  # reaped first
