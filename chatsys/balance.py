@@ -16,11 +16,11 @@ worker is always listening or about to be.  A worker whose loop has not gone rou
 loop timeouts (hung, or gone before the launcher noticed) is left out of the comparison.
 
 There is no lock: a worker killed while holding one would freeze every other worker and the
-launcher.  None is needed.  A worker's published count is at most one accept behind (it
-publishes before every ``select()``, and accepts once per ``select()``), so two workers cannot
-both find themselves more than ``SLACK`` above the other, and the worker with the fewest
-connections never stands back.  A torn read of a slot being written can only skew one decision
-of one loop round.
+launcher.  The price is that two workers deciding at the same instant, each on the other's
+previous count, can both stand back, as can a worker that read a slot while it was being
+written; neither lasts longer than one round of their loops, which chatsys-web keeps short
+(``chatsys.scripts.web.ROUND``).  A worker that leaves, or a slot the launcher clears, wakes all
+the others, so none keeps standing back for a worker that is gone.
 """
 
 from __future__ import annotations
@@ -57,8 +57,17 @@ class Balance:
         return self.wakers[slot][0]
 
     def clear(self, slot: int) -> None:
-        """The worker in ``slot`` is gone (the launcher calls this before starting another)."""
+        """The worker in ``slot`` is gone or going: leave it out, and wake the others to look again."""
         self.SLOT.pack_into(self.memory, self.SLOT.size * slot, 0, 0, 0.0)
+        for other in range(self.workers):
+            if other != slot:
+                self.wake(other)
+
+    def wake(self, slot: int) -> None:
+        try:
+            self.wakers[slot][1].send(b"!")
+        except BlockingIOError:
+            pass  # its socket is full of wake-ups already
 
     def slots(self) -> list[tuple[int, bool, float]]:
         """(connections, listening, last seen) of every slot."""
@@ -83,8 +92,5 @@ class Balance:
                         asleep.append(other)
         self.SLOT.pack_into(self.memory, self.SLOT.size * slot, connections, willing, now)
         for other in asleep:
-            try:
-                self.wakers[other][1].send(b"!")
-            except BlockingIOError:
-                pass  # its socket is full of wake-ups already
+            self.wake(other)
         return willing

@@ -69,12 +69,10 @@ class Wakeup(wasyncore.dispatcher):
 
     def handle_read(self):
         try:
-            self.socket.recv(4096)
+            if not self.socket.recv(4096):
+                self.close()  # the other end is gone (it cannot be while the launcher runs)
         except BlockingIOError:
             pass
-
-    def handle_close(self):
-        pass  # the launcher holds the other end for as long as the workers run
 
 
 class BalancedServer(TcpWSGIServer):
@@ -82,15 +80,20 @@ class BalancedServer(TcpWSGIServer):
 
     balance: Balance
     slot: int
+    stale_after: float  # seconds without a round after which a peer is left out
 
     def readable(self):
         willing = super().readable()  # waitress's own connection_limit comes first
-        stale_after = 3 * max(self.adj.asyncore_loop_timeout, 0.1)
-        return self.balance.listen(self.slot, len(self.active_channels), willing, stale_after)
+        return self.balance.listen(self.slot, len(self.active_channels), willing, self.stale_after)
 
 
 def make_server(
-    app: Callable, map: dict | None = None, balance: Balance | None = None, slot: int = 0, **adjustments: Any
+    app: Callable,
+    map: dict | None = None,
+    balance: Balance | None = None,
+    slot: int = 0,
+    stale_after: float | None = None,
+    **adjustments: Any,
 ):
     """``waitress.server.create_server`` whose listening servers open :class:`Channel`\\ s, and
     with ``balance``, a TCP server that shares connections with the other workers (``slot``)."""
@@ -103,5 +106,7 @@ def make_server(
             # create_server built waitress's class; it gets the balance the way it got Channel.
             dispatcher.__class__ = BalancedServer
             dispatcher.balance, dispatcher.slot = balance, slot
+            # A peer's loop goes round at least once a loop timeout: a few missed rounds mean hung.
+            dispatcher.stale_after = stale_after or 3 * dispatcher.adj.asyncore_loop_timeout
             Wakeup(balance.waker(slot), map=socket_map)
     return server

@@ -43,35 +43,64 @@ def bind(listen: str, backlog: int) -> socket.socket:
     return sock
 
 
+# The workers' select() timeout: how soon a worker notices, with no event of its own, that a peer
+# went quiet or that it may listen again (chatsys.balance).  Ten idle rounds a second cost a few
+# hundred microseconds of CPU.
+ROUND = 0.1
+# On SIGTERM a worker stops listening and lets requests in progress finish for up to this long.
+GRACE = 5.0
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
 def serve(config_uri: str, sock: socket.socket, adjustments: dict, balance: Balance, slot: int) -> None:
-    """One worker: load the app from the ini and serve the shared socket until told to stop."""
-    from pyramid.paster import get_app, setup_logging
-    from waitress import wasyncore
+    """One worker: load the app from the ini and serve the shared socket until told to stop.
 
-    from chatsys.serving import make_server
-
-    setup_logging(config_uri)
-    server = make_server(get_app(config_uri), sockets=[sock], balance=balance, slot=slot, **adjustments)
-    log.info("web worker %d ready (slot %d)", os.getpid(), slot)
-    stopping = []
+    Runs in the forked child with the stop signals blocked (see ``main``): its own handler is in
+    place before they are let through, so a stop that arrives while the app loads is kept.
+    """
+    stopping: list[int] = []
+    server = None
 
     def stop(signum, frame) -> None:
         stopping.append(signum)
-        server.trigger.pull_trigger()  # end the select() in progress, whichever sockets it watches
+        if server is not None:
+            server.trigger.pull_trigger()  # end the select() in progress, whichever sockets it watches
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    adj = server.adj
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    code = 0
     try:
-        # waitress's own loop, one round at a time, until a signal says stop.  (Closing the
-        # listening socket under select() only ended it while select() watched that socket,
-        # which a worker standing back for the balance does not.)
+        from pyramid.paster import get_app, setup_logging
+        from waitress import wasyncore
+
+        from chatsys.serving import make_server
+
+        setup_logging(config_uri)
+        app = get_app(config_uri)
+        server = make_server(app, sockets=[sock], balance=balance, slot=slot, stale_after=5 * ROUND, **adjustments)
+        log.info("web worker %d ready (slot %d)", os.getpid(), slot)
+        adj = server.adj
+        # waitress's loop, one round at a time, until a signal says stop.  (Closing the listening
+        # socket under select() only ended waitress's own loop while select() watched that
+        # socket, which a worker standing back for the balance does not.)
         while not stopping:
-            wasyncore.loop(timeout=adj.asyncore_loop_timeout, map=server._map, use_poll=adj.asyncore_use_poll, count=1)
-        server.close()  # no new connections
-        server.task_dispatcher.shutdown(timeout=5)  # requests being served finish first
+            wasyncore.loop(timeout=ROUND, map=server._map, use_poll=adj.asyncore_use_poll, count=1)
+        # Stop listening (the trigger stays open: request threads still pull it), let the other
+        # workers take the new connections, and finish what is in progress, output included.
+        wasyncore.dispatcher.close(server)
+        balance.clear(slot)
+        deadline = time.monotonic() + GRACE
+        while time.monotonic() < deadline and any(
+            channel.requests or channel.total_outbufs_len for channel in list(server.active_channels.values())
+        ):
+            wasyncore.loop(timeout=ROUND, map=server._map, use_poll=adj.asyncore_use_poll, count=1)
+        server.task_dispatcher.shutdown(timeout=max(deadline - time.monotonic(), 0.1))
+    except Exception:
+        log.exception("web worker %d failed", os.getpid())
+        code = 1
     finally:
-        os._exit(0)
+        os._exit(code)
 
 
 def main(argv=None) -> None:
@@ -79,6 +108,8 @@ def main(argv=None) -> None:
     p.add_argument("config_uri", help="the ini file, e.g. development.ini")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: cores)")
     args = p.parse_args(argv)
+    if args.workers < 1:
+        p.error("--workers must be at least 1")
 
     # Before anything imports prometheus_client: every worker writes its metrics here.
     metrics_dir = tempfile.mkdtemp(prefix="chatsys-metrics-")
@@ -101,10 +132,16 @@ def main(argv=None) -> None:
 
     def spawn(slot: int) -> None:
         balance.clear(slot)
-        pid = os.fork()
-        if pid == 0:
-            serve(args.config_uri, sock, adjustments, balance, slot)
-        children[pid] = (time.monotonic(), slot)
+        # A stop signal between fork() and the child's own handler would run the master's
+        # handler in the child, and one before the child is registered would never reach it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                serve(args.config_uri, sock, adjustments, balance, slot)
+            children[pid] = (time.monotonic(), slot)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     def stop(signum, frame) -> None:
         nonlocal stopping
@@ -136,7 +173,8 @@ def main(argv=None) -> None:
             log.warning("web worker %d exited (%s); starting another", pid, code)
             if time.monotonic() - started < 1.0:
                 time.sleep(1.0)  # do not spin if workers die at start-up
-            spawn(slot)
+            if not stopping:  # a stop may have come during the pause
+                spawn(slot)
     finally:
         sock.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)

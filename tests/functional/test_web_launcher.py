@@ -1,5 +1,6 @@
-"""chatsys-web as it runs: two workers on one socket share a burst of connections evenly, and a
-worker killed under them is replaced and takes up its share of new connections."""
+"""chatsys-web as it runs: two workers on one socket share a burst of connections evenly, a
+worker killed under them is replaced and takes up its share of new connections, and a stop lets
+the answers in progress finish and is never lost."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 
 from tests.conftest import process_overrides
 from tests.functional.test_fuzz import free_port
-from tests.support.db import TESTING_INI
+from tests.support.db import ROOT, TESTING_INI
 from tests.support.processes import Proc, Processes, write_ini
 from tests.support.wait import wait_for
 
@@ -116,3 +118,80 @@ def test_workers_share_connections_and_a_replaced_worker_takes_its_share(web):
     assert asking.recv(4096).startswith(b"HTTP/1.1 200 OK")
     assert master.stop(timeout=10) == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in (second, replacement))  # reaped first
+
+
+SLOW_INI = """\
+[app:main]
+use = call:tests.support.slow_app:factory
+
+[server:main]
+use = egg:waitress#main
+listen = 127.0.0.1:{port}
+threads = 4
+
+[loggers]
+keys = root
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = INFO
+handlers = console
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+formatter = generic
+
+[formatter_generic]
+format = %(asctime)s %(levelname)s [%(name)s] %(message)s
+"""
+
+
+@pytest.fixture
+def slow_web(tmp_path):
+    port = free_port()
+    ini = tmp_path / "slow.ini"
+    ini.write_text(SLOW_INI.format(port=port))
+    procs = Processes(ini, tmp_path)
+    yield procs, port
+    procs.stop_all()
+
+
+def spawn_slow(procs: Processes) -> Proc:
+    return procs.spawn("web", "chatsys-web", "--workers", "2", env={"PYTHONPATH": str(ROOT)})
+
+
+def test_a_stop_lets_answers_in_progress_finish(slow_web):
+    from tests.support.slow_app import body
+
+    procs, port = slow_web
+    master = spawn_slow(procs)
+    wait_for(lambda: len(ready(master)) == 2, 60, message="both workers ready")
+    size = 8 * 1024 * 1024  # far more than a socket buffer: the loop must keep sending after the stop
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sock.sendall(f"GET /slow/1/{size} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".encode())
+        time.sleep(0.3)  # the request is being served (it takes 1 s) when the stop comes
+        master.popen.send_signal(signal.SIGTERM)
+        data = bytearray()
+        while chunk := sock.recv(1 << 16):
+            data += chunk
+    head, _, got = bytes(data).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert got == body(size)
+    assert master.popen.wait(15) == 0
+
+
+def test_a_stop_while_the_workers_start_is_not_lost(slow_web):
+    procs, port = slow_web
+    master = spawn_slow(procs)
+    wait_for(lambda: len(workers_of(master.popen.pid)) == 2, 30, message="workers forked")
+    workers = workers_of(master.popen.pid)
+    master.popen.send_signal(signal.SIGTERM)  # before they have built the app
+    assert master.popen.wait(15) == 0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)

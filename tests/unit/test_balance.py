@@ -56,6 +56,16 @@ def test_gone_and_silent_workers_are_left_out():
     assert [beat > 0 for _, _, beat in balance.slots()] == [True, False, True]
 
 
+def test_a_worker_that_leaves_wakes_the_others():
+    """A peer may be standing back for the worker that went: it must look again at once."""
+    balance = Balance(3)
+    balance.listen(0, 2, True, STALE)
+    assert not balance.listen(1, 9, True, STALE)
+    balance.clear(0)
+    assert woken(balance, 1) and woken(balance, 2) and not woken(balance, 0)
+    assert balance.listen(1, 9, True, STALE)  # nobody left to stand back for
+
+
 def test_a_worker_that_does_not_want_to_listen_is_never_told_to():
     balance = Balance(2)
     balance.listen(1, 50, True, STALE)
