@@ -26,6 +26,7 @@ output lock, unless the output is above ``outbuf_high_watermark``.  Nothing is l
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,11 @@ from chatsys.balance import Balance
 
 
 class Channel(HTTPChannel):
+    draining = False  # set by drain(): the worker is stopping, read no further requests
+
+    def readable(self):
+        return not self.draining and super().readable()
+
     def writable(self):
         if (
             self.requests
@@ -85,6 +91,25 @@ class BalancedServer(TcpWSGIServer):
     def readable(self):
         willing = super().readable()  # waitress's own connection_limit comes first
         return self.balance.listen(self.slot, len(self.active_channels), willing, self.stale_after)
+
+
+def drain(server: BaseWSGIServer, until: float, round_seconds: float) -> None:
+    """After ``server`` stopped listening: answer the requests already received, read no others,
+    and close each connection as soon as it is idle; return when none is left, or at ``until``.
+
+    Answers not begun yet say ``Connection: close``; a connection that goes idle is closed by
+    the server (a FIN after its last answer), as HTTP lets a server do with a kept-alive one.
+    """
+    while True:
+        for channel in list(server.active_channels.values()):
+            channel.draining = True
+            for request in channel.requests:
+                request.headers["CONNECTION"] = "close"
+            if not channel.requests and not channel.total_outbufs_len:
+                channel.handle_close()
+        if not server.active_channels or time.monotonic() >= until:
+            return
+        wasyncore.loop(timeout=round_seconds, map=server._map, use_poll=server.adj.asyncore_use_poll, count=1)
 
 
 def make_server(

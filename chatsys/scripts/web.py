@@ -43,9 +43,9 @@ def bind(listen: str, backlog: int) -> socket.socket:
     return sock
 
 
-# The workers' select() timeout: how soon a worker notices, with no event of its own, that a peer
-# went quiet or that it may listen again (chatsys.balance).  Ten idle rounds a second cost a few
-# hundred microseconds of CPU.
+# The workers' select() timeout, in place of waitress's asyncore_loop_timeout (a whole number of
+# seconds): how soon a worker notices, with no event of its own, that a peer went quiet or that
+# it may listen again (chatsys.balance).  Idle, ten rounds a second cost 0.3% of a core.
 ROUND = 0.1
 # On SIGTERM a worker stops listening and lets requests in progress finish for up to this long.
 GRACE = 5.0
@@ -74,10 +74,12 @@ def serve(config_uri: str, sock: socket.socket, adjustments: dict, balance: Bala
         from pyramid.paster import get_app, setup_logging
         from waitress import wasyncore
 
-        from chatsys.serving import make_server
+        from chatsys.serving import drain, make_server
 
         setup_logging(config_uri)
         app = get_app(config_uri)
+        if stopping:
+            return  # told to stop while the app loaded
         server = make_server(app, sockets=[sock], balance=balance, slot=slot, stale_after=5 * ROUND, **adjustments)
         log.info("web worker %d ready (slot %d)", os.getpid(), slot)
         adj = server.adj
@@ -87,14 +89,11 @@ def serve(config_uri: str, sock: socket.socket, adjustments: dict, balance: Bala
         while not stopping:
             wasyncore.loop(timeout=ROUND, map=server._map, use_poll=adj.asyncore_use_poll, count=1)
         # Stop listening (the trigger stays open: request threads still pull it), let the other
-        # workers take the new connections, and finish what is in progress, output included.
+        # workers take the new connections, answer what was received, and close the connections.
         wasyncore.dispatcher.close(server)
         balance.clear(slot)
         deadline = time.monotonic() + GRACE
-        while time.monotonic() < deadline and any(
-            channel.requests or channel.total_outbufs_len for channel in list(server.active_channels.values())
-        ):
-            wasyncore.loop(timeout=ROUND, map=server._map, use_poll=adj.asyncore_use_poll, count=1)
+        drain(server, deadline, ROUND)
         server.task_dispatcher.shutdown(timeout=max(deadline - time.monotonic(), 0.1))
     except Exception:
         log.exception("web worker %d failed", os.getpid())
@@ -136,6 +135,8 @@ def main(argv=None) -> None:
         # handler in the child, and one before the child is registered would never reach it.
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
+            if stopping:  # a stop that came before the block: no new worker
+                return
             pid = os.fork()
             if pid == 0:
                 serve(args.config_uri, sock, adjustments, balance, slot)

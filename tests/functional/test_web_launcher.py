@@ -166,25 +166,46 @@ def spawn_slow(procs: Processes) -> Proc:
     return procs.spawn("web", "chatsys-web", "--workers", "2", env={"PYTHONPATH": str(ROOT)})
 
 
-def test_a_stop_lets_answers_in_progress_finish(slow_web):
+def read_answer(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One HTTP answer off a kept-alive connection: head, and a body of its Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(1 << 16)
+        assert chunk, "closed before the answer's head"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+    while len(body) < length:
+        chunk = sock.recv(1 << 16)
+        assert chunk, f"closed after {len(body)} of {length} bytes"
+        body += chunk
+    return head, body
+
+
+def test_a_stop_lets_answers_in_progress_finish_then_closes_the_connections(slow_web):
     from tests.support.slow_app import body
 
     procs, port = slow_web
     master = spawn_slow(procs)
     wait_for(lambda: len(ready(master)) == 2, 60, message="both workers ready")
     size = 8 * 1024 * 1024  # far more than a socket buffer: the loop must keep sending after the stop
-    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        sock.sendall(f"GET /slow/1/{size} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".encode())
+    idle = socket.create_connection(("127.0.0.1", port), timeout=20)
+    busy = socket.create_connection(("127.0.0.1", port), timeout=20)
+    with idle, busy:
+        idle.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        assert read_answer(idle)[1] == b"ok"  # and the connection stays open, idle
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        busy.sendall(f"GET /slow/1/{size} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
         time.sleep(0.3)  # the request is being served (it takes 1 s) when the stop comes
+        stopped = time.monotonic()
         master.popen.send_signal(signal.SIGTERM)
-        data = bytearray()
-        while chunk := sock.recv(1 << 16):
-            data += chunk
-    head, _, got = bytes(data).partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200 OK")
-    assert got == body(size)
-    assert master.popen.wait(15) == 0
+        assert idle.recv(100) == b""  # an idle kept-alive connection is closed, cleanly
+        head, got = read_answer(busy)
+        assert head.startswith(b"HTTP/1.1 200 OK") and b"connection: close" in head.lower()
+        assert got == body(size)
+        assert busy.recv(100) == b""  # then closed, cleanly: no request of the client is lost
+        assert master.popen.wait(15) == 0
+        assert time.monotonic() - stopped < 4  # done when the answers are, not at the 5 s limit
 
 
 def test_a_stop_while_the_workers_start_is_not_lost(slow_web):
