@@ -2,10 +2,11 @@
 
 The workers all accept from one listening socket, and the kernel gives each new connection to
 whichever worker calls ``accept()`` first.  Clients keep their connections open, so a skew at
-connect time lasts: runs of 32 connections measured splits of 4/28, 11/21 and 13/19, and the
-busier worker's GIL capped the throughput (single-message reads: 1,857/s at 4/28 against
-2,607/s at 21/11).  A client that opens its connections in a burst, as a proxy or wrk does,
-gets the worst of it: the worker that is free at that moment takes nearly all of them.
+connect time lasts: runs of 32 connections measured splits of 4/28, 11/21 and 13/19.  A client
+that opens its connections in a burst, as a proxy or wrk does, gets the worst of it: the worker
+that is free at that moment takes nearly all of them, and its GIL binds when requests are heavy
+(50-message pages, 8 runs each: 710 reads/s and p99 110 ms skewed, 793/s and 93 ms balanced;
+single-message reads showed no difference beyond noise).
 
 With a :class:`Balance` shared by the workers, each worker publishes its number of open
 connections every time its event loop goes round, and stops listening while it holds more than
