@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from chatsys.models.meta import TABLE_OPTIONS, Base, Timestamp
+from chatsys.models.meta import TABLE_OPTIONS, Base, Timestamp, shown_time
 
 
 class Message(Base):
@@ -24,3 +24,15 @@ class Message(Base):
     counted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+
+
+_TABLE = Message.__table__
+# What the API shows of a message (chatsys.representations.message_json, search hits), with the
+# timestamps formatted by MySQL (shown_time): reads select these and decode nothing else.
+SHOWN = (
+    _TABLE.c.number,
+    _TABLE.c.body,
+    _TABLE.c.version,
+    shown_time(_TABLE.c.created_at),
+    shown_time(_TABLE.c.updated_at),
+)

@@ -20,7 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from zope.interface import implementer
 
-from chatsys.models import Message, shown_time
+from chatsys.models import Message
+from chatsys.models.message import SHOWN
 from chatsys.search import cursor as cursors
 from chatsys.search.highlight import fragment
 from chatsys.search.interfaces import (
@@ -35,13 +36,6 @@ from chatsys.search.interfaces import (
 from chatsys.search.query import MIN_SUBSTRING, matches_all
 
 MESSAGES = Message.__table__
-SHOWN = (
-    MESSAGES.c.number,
-    MESSAGES.c.body,
-    MESSAGES.c.version,
-    shown_time(MESSAGES.c.created_at),
-    shown_time(MESSAGES.c.updated_at),
-)
 # Candidate rows per query when short words need checking in Python: the first chunk is
 # FIRST_CHUNK pages' worth, each next one GROWTH times larger, up to MAX_CHUNK.
 FIRST_CHUNK = 4

@@ -13,8 +13,9 @@ from sqlalchemy.engine import Row
 
 from chatsys.creation import create_numbered
 from chatsys.errors import NotFound
-from chatsys.models import Message, shown_time, utcnow
+from chatsys.models import Message, utcnow
 from chatsys.models.idempotency import SCOPE_MESSAGE
+from chatsys.models.message import SHOWN
 from chatsys.numbering import message_sequence
 from chatsys.outbox import events, writer
 from chatsys.pagination import page
@@ -22,15 +23,6 @@ from chatsys.representations import message_json
 from chatsys.resources import validated_body
 
 MESSAGES = Message.__table__
-# What a representation shows (message_json): reads fetch and decode nothing else, and MySQL
-# formats the timestamps (shown_time).
-SHOWN = (
-    MESSAGES.c.number,
-    MESSAGES.c.body,
-    MESSAGES.c.version,
-    shown_time(MESSAGES.c.created_at),
-    shown_time(MESSAGES.c.updated_at),
-)
 # One message by its number, built once with bound parameters: a request only supplies values.
 BY_NUMBER = (MESSAGES.c.chat_id == bindparam("chat_id"), MESSAGES.c.number == bindparam("number"))
 READ_ONE = select(*SHOWN).where(*BY_NUMBER)
