@@ -12,7 +12,7 @@ from chatsys.search.interfaces import SearchHit
 
 def api_time(value: datetime | str) -> str:
     """A timestamp in the API's format: a datetime from Python, or text MySQL already formatted
-    (``chatsys.models.shown_time``)."""
+    (``chatsys.models.meta.shown_time``)."""
     return value if type(value) is str else isoformat(value)
 
 

@@ -5,7 +5,7 @@ from chatsys.models.chat import Chat
 from chatsys.models.failure import ConsumerFailure
 from chatsys.models.idempotency import IdempotencyKey
 from chatsys.models.message import Message
-from chatsys.models.meta import Base, metadata, shown_time, utcnow
+from chatsys.models.meta import Base, metadata, utcnow
 from chatsys.models.outbox import OutboxEvent
 
 __all__ = [
@@ -17,6 +17,5 @@ __all__ = [
     "Message",
     "OutboxEvent",
     "metadata",
-    "shown_time",
     "utcnow",
 ]
