@@ -11,6 +11,7 @@ def main(global_config, **settings):
     from pyramid.renderers import JSON
 
     from chatsys.lookups import Lookups
+    from chatsys.request import bake_request_extensions
     from chatsys.settings import as_int, resolve_settings
 
     settings = resolve_settings(settings)
@@ -27,4 +28,5 @@ def main(global_config, **settings):
         config.include(".validation")
         config.include(".routes")
         config.scan(".views")
+        bake_request_extensions(config)
     return config.make_wsgi_app()

