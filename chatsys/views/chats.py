@@ -2,7 +2,7 @@
 
 from pyramid.httpexceptions import HTTPNoContent
 from pyramid.view import view_config
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from chatsys.creation import create_numbered
 from chatsys.errors import NotFound
@@ -10,11 +10,12 @@ from chatsys.models import Chat, utcnow
 from chatsys.models.idempotency import SCOPE_CHAT
 from chatsys.numbering import chat_sequence
 from chatsys.outbox import events
-from chatsys.pagination import page
+from chatsys.pagination import Keyset, page
 from chatsys.representations import chat_json
 from chatsys.resources import validated_body
 
 CHATS = Chat.__table__
+PAGES = Keyset(select(CHATS).where(CHATS.c.application_id == bindparam("application_id")), CHATS.c.number)
 
 
 def load_chat(request, application_id: int, number: int):
@@ -56,8 +57,7 @@ def create_chat(context, request):
 
 @view_config(route_name="chats.collection", request_method="GET", renderer="json")
 def list_chats(context, request):
-    query = select(CHATS).where(CHATS.c.application_id == context.application.id)
-    return page(request, query, CHATS.c.number, chat_json)
+    return page(request, PAGES, {"application_id": context.application.id}, chat_json)
 
 
 @view_config(route_name="chats.item", request_method="GET", renderer="json")

@@ -18,7 +18,7 @@ from chatsys.models.idempotency import SCOPE_MESSAGE
 from chatsys.models.message import SHOWN
 from chatsys.numbering import message_sequence
 from chatsys.outbox import events, writer
-from chatsys.pagination import page
+from chatsys.pagination import Keyset, page
 from chatsys.representations import message_json
 from chatsys.resources import validated_body
 
@@ -27,6 +27,7 @@ MESSAGES = Message.__table__
 BY_NUMBER = (MESSAGES.c.chat_id == bindparam("chat_id"), MESSAGES.c.number == bindparam("number"))
 READ_ONE = select(*SHOWN).where(*BY_NUMBER)
 LOCK_ONE = select(MESSAGES).where(*BY_NUMBER).with_for_update()
+PAGES = Keyset(select(*SHOWN).where(MESSAGES.c.chat_id == bindparam("chat_id")), MESSAGES.c.number)
 
 
 def load_message(request, chat_id: int, number: int, for_update: bool = False) -> Row:
@@ -70,8 +71,7 @@ def create_message(context, request):
 @view_config(route_name="compat.chats.messages", request_method="GET", renderer="json")
 def list_messages(context, request):
     number = context.chat.number
-    query = select(*SHOWN).where(MESSAGES.c.chat_id == context.chat.id)
-    return page(request, query, MESSAGES.c.number, lambda m: message_json(m, number))
+    return page(request, PAGES, {"chat_id": context.chat.id}, lambda m: message_json(m, number))
 
 
 @view_config(route_name="messages.item", request_method="GET", renderer="json")
