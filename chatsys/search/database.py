@@ -10,13 +10,18 @@ worth and grow, and the shown columns are then read for the hits alone: decoding
 (three timestamps each) to keep 21 was most of the cost of a short-word search.
 The scan is confined to one chat by the (chat_id, number) index.  There is no relevance score:
 ``sort=relevance`` gives newest first too.
+
+The statements are built once per number of words (:func:`statements`), with every value a bound
+parameter: building a select per search and walking it for SQLAlchemy's cache key cost more CPU
+than reading and highlighting a page of hits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from zope.interface import implementer
 
@@ -33,7 +38,8 @@ from chatsys.search.interfaces import (
     SearchPage,
     SearchRequest,
 )
-from chatsys.search.query import MIN_SUBSTRING, matches_all
+from chatsys.search.query import MAX_WORDS, MIN_SUBSTRING, matches_all
+from chatsys.validation import INT32_MAX
 
 MESSAGES = Message.__table__
 # Candidate rows per query when short words need checking in Python: the first chunk is
@@ -41,6 +47,33 @@ MESSAGES = Message.__table__
 FIRST_CHUNK = 4
 GROWTH = 4
 MAX_CHUNK = 2000
+# Numbers are at most INT32_MAX: "before" this one is every message of the chat.
+FROM_NEWEST = INT32_MAX + 1
+NEWEST_FIRST = MESSAGES.c.number.desc()
+SHOWN_BY_NUMBERS = (
+    select(*SHOWN)
+    .where(MESSAGES.c.chat_id == bindparam("chat_id"), MESSAGES.c.number.in_(bindparam("numbers", expanding=True)))
+    .order_by(NEWEST_FIRST)
+)
+
+
+class Statements:
+    """A chat's messages that contain ``w0`` … ``w{n-1}`` (LIKE patterns), numbered below ``before``,
+    newest first, at most ``limit``: all of their shown columns (``page``), or only number and body
+    (``candidates``)."""
+
+    def __init__(self, n: int):
+        matching = [MESSAGES.c.chat_id == bindparam("chat_id"), MESSAGES.c.number < bindparam("before")]
+        matching += [MESSAGES.c.body.like(bindparam(f"w{i}"), escape="\\") for i in range(n)]
+        self.page = select(*SHOWN).where(*matching).order_by(NEWEST_FIRST).limit(bindparam("limit"))
+        self.candidates = (
+            select(MESSAGES.c.number, MESSAGES.c.body).where(*matching).order_by(NEWEST_FIRST).limit(bindparam("limit"))
+        )
+
+
+@lru_cache(maxsize=MAX_WORDS)
+def statements(n: int) -> Statements:
+    return Statements(n)
 
 
 def escape_like(word: str) -> str:
@@ -58,16 +91,14 @@ class DatabaseSearch:
         before = cursors.decode(request, 1)[0] if request.cursor else None
         if not request.words:
             return SearchPage(hits=[], next_cursor=None)
-        matching = [MESSAGES.c.chat_id == request.chat.chat_id]
-        matching += [MESSAGES.c.body.like(f"%{escape_like(word)}%", escape="\\") for word in request.words]
+        query = statements(len(request.words))
+        values = {"chat_id": request.chat.chat_id, "before": FROM_NEWEST if before is None else before}
+        values |= {f"w{i}": f"%{escape_like(word)}%" for i, word in enumerate(request.words)}
         short = tuple(w for w in request.words if len(w) < MIN_SUBSTRING)
         if short:
-            rows, last = self._word_starts(request, matching, short, before)
+            rows, last = self._word_starts(request, query, values, short)
         else:
-            query = select(*SHOWN).where(*matching).order_by(MESSAGES.c.number.desc()).limit(request.limit + 1)
-            if before is not None:
-                query = query.where(MESSAGES.c.number < before)
-            rows = self.dbsession.execute(query).all()
+            rows = self.dbsession.execute(query.page, {**values, "limit": request.limit + 1}).all()
             last = rows[request.limit - 1].number if len(rows) > request.limit else None
             rows = rows[: request.limit]
         hits = [
@@ -86,27 +117,25 @@ class DatabaseSearch:
         return SearchPage(hits=hits, next_cursor=next_cursor)
 
     def _word_starts(
-        self, request: SearchRequest, matching: list, short: tuple[str, ...], before: int | None
+        self, request: SearchRequest, query: Statements, values: dict, short: tuple[str, ...]
     ) -> tuple[list, int | None]:
         """The page's rows whose bodies pass the short words' check too, newest first, and the
         number the next page starts before (None when this is the last page)."""
-        candidates = select(MESSAGES.c.number, MESSAGES.c.body).where(*matching).order_by(MESSAGES.c.number.desc())
         numbers: list[int] = []
         chunk = FIRST_CHUNK * (request.limit + 1)
         while len(numbers) <= request.limit:
-            query = candidates if before is None else candidates.where(MESSAGES.c.number < before)
-            scanned = self.dbsession.execute(query.limit(chunk)).all()
+            scanned = self.dbsession.execute(query.candidates, {**values, "limit": chunk}).all()
             numbers += [number for number, body in scanned if matches_all(body, short)]
             if len(scanned) < chunk:
                 break
-            before = scanned[-1].number
+            values = {**values, "before": scanned[-1].number}
             chunk = min(chunk * GROWTH, MAX_CHUNK)
         last = numbers[request.limit - 1] if len(numbers) > request.limit else None
         numbers = numbers[: request.limit]
         if not numbers:
             return [], last
-        shown = select(*SHOWN).where(MESSAGES.c.chat_id == request.chat.chat_id, MESSAGES.c.number.in_(numbers))
-        rows = self.dbsession.execute(shown.order_by(MESSAGES.c.number.desc())).all()
+        shown = {"chat_id": request.chat.chat_id, "numbers": numbers}
+        rows = self.dbsession.execute(SHOWN_BY_NUMBERS, shown).all()
         # The two reads are not one snapshot: a message edited in between so that it no longer
         # matches is left out of this page (the next page still starts after it).
         return [row for row in rows if matches_all(row.body, short)], last
