@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
@@ -37,6 +38,12 @@ class IdempotencyRace(Exception):
 mark_error_retryable(IdempotencyRace)
 
 INSERT_KEY = insert(IdempotencyKey.__table__)
+
+
+@cache
+def insert_row(model):
+    """One INSERT statement per model, built once: its SQLAlchemy cache key is then remembered."""
+    return insert(model.__table__)
 
 
 def fingerprint(fields: dict[str, Any]) -> str:
@@ -74,8 +81,7 @@ def create_numbered(
     # Core statements on the session's connection (same transaction), past the ORM layer.
     connection = dbsession.connection()
     try:
-        # A constant statement with the values as parameters: compiled once, then cached.
-        row["id"] = connection.execute(insert(model.__table__), row).inserted_primary_key[0]
+        row["id"] = connection.execute(insert_row(model), row).inserted_primary_key[0]
         if key is not None:
             connection.execute(
                 INSERT_KEY,

@@ -3,13 +3,15 @@
 import secrets
 
 from pyramid.view import view_config
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from chatsys.models import Application, utcnow
 from chatsys.representations import application_json
 from chatsys.resources import validated_body
 
 TOKEN_BYTES = 24  # 192 bits from the OS CSPRNG, 32 URL-safe characters
+APPLICATIONS = Application.__table__
+BY_ID = select(APPLICATIONS).where(APPLICATIONS.c.id == bindparam("id"))
 
 
 def new_token() -> str:
@@ -29,8 +31,7 @@ def create_application(request):
 
 @view_config(route_name="applications.item", request_method="GET", renderer="json")
 def get_application(context, request):
-    table = Application.__table__
-    return application_json(request.dbsession.execute(select(table).where(table.c.id == context.application.id)).one())
+    return application_json(request.dbsession.execute(BY_ID, {"id": context.application.id}).one())
 
 
 @view_config(route_name="applications.item", request_method="PATCH", renderer="json")

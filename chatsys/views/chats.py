@@ -15,13 +15,16 @@ from chatsys.representations import chat_json
 from chatsys.resources import validated_body
 
 CHATS = Chat.__table__
+# One chat by its number, or by its id: built once with bound parameters.
+BY_NUMBER = select(CHATS).where(
+    CHATS.c.application_id == bindparam("application_id"), CHATS.c.number == bindparam("number")
+)
+BY_ID = select(CHATS).where(CHATS.c.id == bindparam("id"))
 PAGES = Keyset(select(CHATS).where(CHATS.c.application_id == bindparam("application_id")), CHATS.c.number)
 
 
 def load_chat(request, application_id: int, number: int):
-    chat = request.dbsession.execute(
-        select(CHATS).where(CHATS.c.application_id == application_id, CHATS.c.number == number)
-    ).one_or_none()
+    chat = request.dbsession.execute(BY_NUMBER, {"application_id": application_id, "number": number}).one_or_none()
     if chat is None:
         raise NotFound("The application has no chat with this number.")
     return chat
@@ -63,7 +66,7 @@ def list_chats(context, request):
 @view_config(route_name="chats.item", request_method="GET", renderer="json")
 @view_config(route_name="compat.chats.item", request_method="GET", renderer="json")
 def get_chat(context, request):
-    return chat_json(request.dbsession.execute(select(CHATS).where(CHATS.c.id == context.chat.id)).one())
+    return chat_json(request.dbsession.execute(BY_ID, {"id": context.chat.id}).one())
 
 
 @view_config(route_name="chats.item", request_method="PATCH", renderer="json")
