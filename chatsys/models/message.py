@@ -29,6 +29,8 @@ class Message(Base):
 _TABLE = Message.__table__
 # What the API shows of a message (chatsys.representations.message_json, search hits), with the
 # timestamps formatted by MySQL (shown_time): reads select these and decode nothing else.
+# Readers unpack rows of these by position (a Row's attribute access costs five times as much),
+# so the order is part of the contract: number, body, version, created_at, updated_at.
 SHOWN = (
     _TABLE.c.number,
     _TABLE.c.body,

@@ -101,17 +101,18 @@ class DatabaseSearch:
             rows = self.dbsession.execute(query.page, {**values, "limit": request.limit + 1}).all()
             last = rows[request.limit - 1].number if len(rows) > request.limit else None
             rows = rows[: request.limit]
+        # Rows of SHOWN, unpacked by position (see chatsys.models.message.SHOWN).
         hits = [
             SearchHit(
                 chat_number=request.chat.chat_number,
-                message_number=row.number,
-                body=row.body,
-                version=row.version,
-                created_at=row.created_at,
-                updated_at=row.updated_at,
-                highlight=fragment(row.body, request.words),
+                message_number=number,
+                body=body,
+                version=version,
+                created_at=created_at,
+                updated_at=updated_at,
+                highlight=fragment(body, request.words),
             )
-            for row in rows
+            for number, body, version, created_at, updated_at in rows
         ]
         next_cursor = cursors.encode(request, [last]) if last is not None else None
         return SearchPage(hits=hits, next_cursor=next_cursor)

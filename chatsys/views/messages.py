@@ -19,7 +19,7 @@ from chatsys.models.message import SHOWN
 from chatsys.numbering import message_sequence
 from chatsys.outbox import events, writer
 from chatsys.pagination import Keyset, page
-from chatsys.representations import message_json
+from chatsys.representations import message_json, shown_message_json
 from chatsys.resources import validated_body
 
 MESSAGES = Message.__table__
@@ -71,13 +71,13 @@ def create_message(context, request):
 @view_config(route_name="compat.chats.messages", request_method="GET", renderer="json")
 def list_messages(context, request):
     number = context.chat.number
-    return page(request, PAGES, {"chat_id": context.chat.id}, lambda m: message_json(m, number))
+    return page(request, PAGES, {"chat_id": context.chat.id}, lambda row: shown_message_json(row, number))
 
 
 @view_config(route_name="messages.item", request_method="GET", renderer="json")
 @view_config(route_name="compat.messages.item", request_method="GET", renderer="json")
 def get_message(context, request):
-    return message_json(load_message(request, context.chat.id, context.number), context.chat.number)
+    return shown_message_json(load_message(request, context.chat.id, context.number), context.chat.number)
 
 
 @view_config(route_name="messages.item", request_method="PATCH", renderer="json")

@@ -121,6 +121,23 @@ def test_reads_show_timestamps_exactly_as_writes_do(testapp, engine, moment):
     assert edited["created_at"] == expected
 
 
+def test_every_read_shows_what_the_edit_returned(testapp, engine):
+    """Single reads, pages and both database search paths (substring, short word) unpack rows by
+    position: each field must land where the write put it."""
+    token = setup_chat(testapp)
+    create_message(testapp, token, 1, "first words")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE messages SET created_at = :t"), {"t": datetime(2025, 1, 2, 3, 4, 5, 6)})
+    edited = testapp.patch_json(messages_url(token, 1) + "/1", {"body": "second words"}).json
+    assert edited["version"] == 2
+    assert edited["created_at"] == "2025-01-02T03:04:05.000006Z" != edited["updated_at"]
+    assert testapp.get(messages_url(token, 1) + "/1").json == edited
+    assert testapp.get(messages_url(token, 1)).json["data"] == [edited]
+    for q in ("words", "se"):
+        hits = testapp.get(messages_url(token, 1) + "/search", {"q": q}).json["data"]
+        assert [{k: v for k, v in hit.items() if k != "highlight"} for hit in hits] == [edited], q
+
+
 def test_large_unicode_body_round_trips(testapp):
     token = setup_chat(testapp)
     body = "𝄞é" * 5000  # 10,000 characters, 4-byte code points included
