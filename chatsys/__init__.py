@@ -11,7 +11,7 @@ def main(global_config, **settings):
     from pyramid.renderers import JSON
 
     from chatsys.lookups import Lookups
-    from chatsys.request import bake_request_extensions
+    from chatsys.request import bake_request_extensions, skip_baked_extensions
     from chatsys.settings import as_int, resolve_settings
 
     settings = resolve_settings(settings)
@@ -29,4 +29,6 @@ def main(global_config, **settings):
         config.include(".routes")
         config.scan(".views")
         bake_request_extensions(config)
-    return config.make_wsgi_app()
+    app = config.make_wsgi_app()
+    skip_baked_extensions(app)
+    return app

@@ -1,5 +1,7 @@
-"""Requests made by the application carry its request properties, from one class built at start-up."""
+"""Requests made by the application carry its request properties, from one class built at start-up;
+requests made any other way (a script's, a subrequest) still get them."""
 
+from pyramid.request import Request
 from pyramid.scripting import prepare
 
 
@@ -28,10 +30,20 @@ def test_reified_properties_are_per_request(wsgi_app):
     second.tm.abort()
 
 
-def test_scripts_requests_get_the_same_properties(wsgi_app):
-    env = prepare(registry=wsgi_app.registry)
-    try:
-        assert type(env["request"]) is type(made_by_router(wsgi_app))
-        assert env["request"].dbsession is env["request"].dbsession
-    finally:
-        env["closer"]()
+def test_scripts_requests_get_the_properties(wsgi_app):
+    for given in (None, Request.blank("/")):  # bootstrap(ini) and bootstrap(ini, request=…)
+        env = prepare(request=given, registry=wsgi_app.registry)
+        try:
+            assert env["request"].dbsession is env["request"].dbsession
+            assert env["request"].search is not None
+        finally:
+            env["closer"]()
+
+
+def test_a_subrequest_made_with_request_blank_gets_the_properties(testapp, wsgi_app):
+    """Pyramid's documented subrequest: Request.blank, then request.invoke_subrequest."""
+    token = testapp.post_json("/applications", {"name": "sub"}).json["app_token"]
+    parent = made_by_router(wsgi_app)
+    response = parent.invoke_subrequest(Request.blank(f"/applications/{token}"), use_tweens=True)
+    assert response.status_int == 200
+    assert response.json["app_token"] == token
