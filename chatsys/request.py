@@ -34,12 +34,12 @@ def bake_request_extensions(config) -> None:
 
 
 def skip_baked_extensions(router: Router) -> None:
-    """The router's own requests are of the baked class: apply nothing more to them.  A
-    subrequest of another class still gets the registered extensions."""
+    """After :func:`bake_request_extensions`: the router's own requests are of the baked class,
+    so apply nothing more to them.  A subrequest of another class still gets the extensions."""
     extensions = router.request_extensions
-    baked = router.request_factory
-    if extensions is None or not set(extensions.descriptors).issubset(vars(baked)):
+    if extensions is None:
         return
+    baked = router.request_factory
     router.request_extensions = None
     invoke = router.invoke_subrequest
 
