@@ -22,6 +22,8 @@ requires = [
     "elasticsearch==8.19.3",
     "jsonschema==4.26.0",
     "fastjsonschema==2.22.3",
+    # The responses' JSON serialiser (chatsys.representations.json_renderer).
+    "orjson==3.13.0",
     "PyYAML==6.0.3",
     "swagger-ui-bundle==1.1.0",
     "prometheus-client==0.26.0",

@@ -8,9 +8,9 @@ never builds the application, and should stay small.
 def main(global_config, **settings):
     """Build the WSGI application (``paste.app_factory``)."""
     from pyramid.config import Configurator
-    from pyramid.renderers import JSON
 
     from chatsys.lookups import Lookups
+    from chatsys.representations import json_renderer
     from chatsys.request import bake_request_extensions, skip_baked_extensions
     from chatsys.settings import as_int, resolve_settings
 
@@ -18,7 +18,7 @@ def main(global_config, **settings):
     with Configurator(settings=settings) as config:
         config.registry["chatsys.max_body_bytes"] = as_int(settings, "chatsys.max_body_bytes")
         config.registry["lookups"] = Lookups(as_int(settings, "chatsys.lookup_cache_size"))
-        config.add_renderer("json", JSON(ensure_ascii=False, separators=(",", ":")))
+        config.add_renderer("json", json_renderer())
         config.include(".db")
         config.include(".numbering")
         config.include(".broker")

@@ -146,6 +146,16 @@ def test_large_unicode_body_round_trips(testapp):
     assert testapp.get(messages_url(token, 1) + f"/{created['message_number']}").json["body"] == body
 
 
+def test_responses_are_compact_utf8_json(testapp):
+    token = setup_chat(testapp)
+    created = create_message(testapp, token, 1, 'naïve 𝄞 "quoted"\n')
+    res = testapp.get(messages_url(token, 1) + f"/{created['message_number']}")
+    assert res.content_type == "application/json"
+    # Non-ASCII text goes out as UTF-8, not \u escapes, and with no spaces between tokens.
+    assert 'naïve 𝄞 \\"quoted\\"\\n"'.encode() in res.body
+    assert res.body == json.dumps(res.json, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def test_no_database_id_in_any_response(testapp, engine):
     token = setup_chat(testapp)
     create_message(testapp, token, 1, "x")
