@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from chatsys.db import Reader
 from chatsys.models import Application, Chat
 
 K = TypeVar("K")
@@ -70,7 +71,7 @@ class Lookups:
         self.applications: BoundedCache[str, ApplicationRef] = BoundedCache(cache_size)
         self.chats: BoundedCache[tuple[int, int], ChatRef] = BoundedCache(cache_size)
 
-    def application(self, dbsession: Session, token: str) -> ApplicationRef | None:
+    def application(self, dbsession: Session | Reader, token: str) -> ApplicationRef | None:
         if not token or len(token) > MAX_TOKEN_LENGTH:
             return None
         ref = self.applications.get(token)
@@ -82,7 +83,7 @@ class Lookups:
             self.applications.put(token, ref)
         return ref
 
-    def chat(self, dbsession: Session, application: ApplicationRef, number: int) -> ChatRef | None:
+    def chat(self, dbsession: Session | Reader, application: ApplicationRef, number: int) -> ChatRef | None:
         ref = self.chats.get((application.id, number))
         if ref is None:
             chat_id = dbsession.execute(

@@ -25,6 +25,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from zope.interface import implementer
 
+from chatsys.db import Reader
 from chatsys.models import Message
 from chatsys.models.message import SHOWN
 from chatsys.search import cursor as cursors
@@ -84,7 +85,7 @@ def escape_like(word: str) -> str:
 class DatabaseSearch:
     name = "database"
 
-    def __init__(self, dbsession: Session):
+    def __init__(self, dbsession: Session | Reader):
         self.dbsession = dbsession
 
     def search(self, request: SearchRequest) -> SearchPage:
