@@ -12,9 +12,11 @@ same output).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Select, bindparam
+from sqlalchemy import Row, Select, bindparam
 
 from chatsys.errors import ValidationFailed
 from chatsys.validation import INT32_MAX, query_int
@@ -24,11 +26,15 @@ MAX_LIMIT = 100
 
 
 class Keyset:
-    """The pages of ``query`` (its parent bound as a parameter) by ``number_column``."""
+    """The pages of ``query`` (its parent bound as a parameter) by ``number_column``.
 
-    def __init__(self, query: Select, number_column):
+    ``number_of`` reads a row's number, for the next page's cursor: by default the row's column
+    of ``number_column``'s name.
+    """
+
+    def __init__(self, query: Select, number_column, number_of: Callable[[Row], int] | None = None):
         cursor, limit = bindparam("cursor"), bindparam("limit")
-        self.number = number_column.key
+        self.number_of = number_of or attrgetter(number_column.key)
         self.after = query.where(number_column > cursor).order_by(number_column.asc()).limit(limit)
         self.before = query.where(number_column < cursor).order_by(number_column.desc()).limit(limit)
 
@@ -49,7 +55,7 @@ def page(request, keyset: Keyset, parent: dict[str, Any], render) -> dict[str, A
     rows = request.dbsession.connection().execute(query, values).all()
     has_more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = str(getattr(rows[-1], keyset.number)) if has_more else None
+    next_cursor = str(keyset.number_of(rows[-1])) if has_more else None
     next_url = None
     if next_cursor is not None:
         next_url = request.current_route_url(_query={"limit": limit, direction: next_cursor})

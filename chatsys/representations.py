@@ -10,6 +10,7 @@ import orjson
 from pyramid.renderers import JSON
 
 from chatsys.models import Application, Chat, Message
+from chatsys.models.message import unpack_shown
 from chatsys.outbox.events import isoformat
 from chatsys.search.interfaces import SearchHit
 
@@ -73,9 +74,8 @@ def message_json(message: Message, chat_number: int) -> dict[str, Any]:
 
 
 def shown_message_json(row: Sequence, chat_number: int) -> dict[str, Any]:
-    """A row of ``chatsys.models.message.SHOWN``, unpacked by position: on a 50-message page,
-    reading a Row's fields by name cost 0.35 ms against 0.06 ms (timeit)."""
-    return _message_fields(chat_number, *row)
+    """A row whose first column is ``chatsys.models.message.SHOWN``."""
+    return _message_fields(chat_number, *unpack_shown(row[0]))
 
 
 def search_hit_json(hit: SearchHit) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from zope.interface import implementer
 
 from chatsys.db import Reader
 from chatsys.models import Message
-from chatsys.models.message import SHOWN
+from chatsys.models.message import SHOWN, shown_number, unpack_shown
 from chatsys.search import cursor as cursors
 from chatsys.search.highlight import fragment
 from chatsys.search.interfaces import (
@@ -52,7 +52,7 @@ MAX_CHUNK = 2000
 FROM_NEWEST = INT32_MAX + 1
 NEWEST_FIRST = MESSAGES.c.number.desc()
 SHOWN_BY_NUMBERS = (
-    select(*SHOWN)
+    select(SHOWN)
     .where(MESSAGES.c.chat_id == bindparam("chat_id"), MESSAGES.c.number.in_(bindparam("numbers", expanding=True)))
     .order_by(NEWEST_FIRST)
 )
@@ -66,7 +66,7 @@ class Statements:
     def __init__(self, n: int):
         matching = [MESSAGES.c.chat_id == bindparam("chat_id"), MESSAGES.c.number < bindparam("before")]
         matching += [MESSAGES.c.body.like(bindparam(f"w{i}"), escape="\\") for i in range(n)]
-        self.page = select(*SHOWN).where(*matching).order_by(NEWEST_FIRST).limit(bindparam("limit"))
+        self.page = select(SHOWN).where(*matching).order_by(NEWEST_FIRST).limit(bindparam("limit"))
         self.candidates = (
             select(MESSAGES.c.number, MESSAGES.c.body).where(*matching).order_by(NEWEST_FIRST).limit(bindparam("limit"))
         )
@@ -100,9 +100,8 @@ class DatabaseSearch:
             rows, last = self._word_starts(request, query, values, short)
         else:
             rows = self.dbsession.execute(query.page, {**values, "limit": request.limit + 1}).all()
-            last = rows[request.limit - 1].number if len(rows) > request.limit else None
-            rows = rows[: request.limit]
-        # Rows of SHOWN, unpacked by position (see chatsys.models.message.SHOWN).
+            last = shown_number(rows[request.limit - 1][0]) if len(rows) > request.limit else None
+            rows = [unpack_shown(shown) for (shown,) in rows[: request.limit]]
         hits = [
             SearchHit(
                 chat_number=request.chat.chat_number,
@@ -137,10 +136,10 @@ class DatabaseSearch:
         if not numbers:
             return [], last
         shown = {"chat_id": request.chat.chat_id, "numbers": numbers}
-        rows = self.dbsession.execute(SHOWN_BY_NUMBERS, shown).all()
+        rows = [unpack_shown(shown) for (shown,) in self.dbsession.execute(SHOWN_BY_NUMBERS, shown).all()]
         # The two reads are not one snapshot: a message edited in between so that it no longer
         # matches is left out of this page (the next page still starts after it).
-        return [row for row in rows if matches_all(row.body, short)], last
+        return [row for row in rows if matches_all(row[1], short)], last
 
     def index(self, documents: Sequence[MessageDocument]) -> list[IndexResult]:
         # The rows are the index: nothing to write.

@@ -15,7 +15,7 @@ from chatsys.creation import create_numbered
 from chatsys.errors import NotFound
 from chatsys.models import Message, utcnow
 from chatsys.models.idempotency import SCOPE_MESSAGE
-from chatsys.models.message import SHOWN
+from chatsys.models.message import SHOWN, shown_number, unpack_shown
 from chatsys.numbering import message_sequence
 from chatsys.outbox import events, writer
 from chatsys.pagination import Keyset, page
@@ -25,9 +25,13 @@ from chatsys.resources import validated_body
 MESSAGES = Message.__table__
 # One message by its number, built once with bound parameters: a request only supplies values.
 BY_NUMBER = (MESSAGES.c.chat_id == bindparam("chat_id"), MESSAGES.c.number == bindparam("number"))
-READ_ONE = select(*SHOWN).where(*BY_NUMBER)
+READ_ONE = select(SHOWN).where(*BY_NUMBER)
 LOCK_ONE = select(MESSAGES).where(*BY_NUMBER).with_for_update()
-PAGES = Keyset(select(*SHOWN).where(MESSAGES.c.chat_id == bindparam("chat_id")), MESSAGES.c.number)
+PAGES = Keyset(
+    select(SHOWN).where(MESSAGES.c.chat_id == bindparam("chat_id")),
+    MESSAGES.c.number,
+    number_of=lambda row: shown_number(row[0]),
+)
 
 
 def load_message(request, chat_id: int, number: int, for_update: bool = False) -> Row:
@@ -37,6 +41,12 @@ def load_message(request, chat_id: int, number: int, for_update: bool = False) -
     if message is None:
         raise NotFound("The chat has no message with this number.")
     return message
+
+
+def shown_message(request, chat_id: int, number: int) -> SimpleNamespace:
+    """The message's shown fields by name (a replayed create renders them as a new one)."""
+    number, body, version, created_at, updated_at = unpack_shown(load_message(request, chat_id, number)[0])
+    return SimpleNamespace(number=number, body=body, version=version, created_at=created_at, updated_at=updated_at)
 
 
 @view_config(route_name="messages.collection", request_method="POST", renderer="json")
@@ -61,7 +71,7 @@ def create_message(context, request):
             "updated_at": now,
         },
         event=lambda row: events.message_changed(events.MESSAGE_CREATED, chat, row),
-        existing=lambda number: load_message(request, chat.id, number),
+        existing=lambda number: shown_message(request, chat.id, number),
     )
     request.response.status = 201
     return message_json(message, chat.number)

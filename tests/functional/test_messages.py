@@ -122,14 +122,16 @@ def test_reads_show_timestamps_exactly_as_writes_do(testapp, engine, moment):
 
 
 def test_every_read_shows_what_the_edit_returned(testapp, engine):
-    """Single reads, pages and both database search paths (substring, short word) unpack rows by
-    position: each field must land where the write put it."""
+    """Single reads, pages and both database search paths (substring, short word) unpack the
+    packed SHOWN column: each field must land where the write put it, and the body must come back
+    whole, with the spaces that also separate the packed fields."""
     token = setup_chat(testapp)
     create_message(testapp, token, 1, "first words")
     with engine.begin() as conn:
         conn.execute(text("UPDATE messages SET created_at = :t"), {"t": datetime(2025, 1, 2, 3, 4, 5, 6)})
-    edited = testapp.patch_json(messages_url(token, 1) + "/1", {"body": "second words"}).json
+    edited = testapp.patch_json(messages_url(token, 1) + "/1", {"body": "  second   words \t\n "}).json
     assert edited["version"] == 2
+    assert edited["body"] == "  second   words \t\n "
     assert edited["created_at"] == "2025-01-02T03:04:05.000006Z" != edited["updated_at"]
     assert testapp.get(messages_url(token, 1) + "/1").json == edited
     assert testapp.get(messages_url(token, 1)).json["data"] == [edited]
