@@ -72,7 +72,7 @@ def get_read_engine(settings: Mapping[str, Any]) -> Engine:
     """The autocommit engine of read-only requests.
 
     No transaction is ever open on its connections, so the ROLLBACK that SQLAlchemy would send
-    when a session closes or a connection goes back to the pool is a round trip for nothing:
+    when a :class:`Reader` closes its connection and it goes back to the pool is a round trip for nothing:
     this engine's dialect (its own instance) skips it.
     """
     engine = get_engine(settings, isolation_level="AUTOCOMMIT")

@@ -21,8 +21,14 @@ def api_time(value: datetime | str) -> str:
     return value if type(value) is str else isoformat(value)
 
 
-def _dumps(value: Any, default=None, **kw) -> bytes:
-    return orjson.dumps(value, default=default)
+# orjson would write datetimes and dataclasses itself; json.dumps hands them to ``default``
+# (Pyramid's: __json__ and adapters, else a TypeError), and so does this serializer.
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _dumps(value: Any, default=None) -> bytes:
+    # No json.dumps keywords (indent, sort_keys…): JSON(…) given one fails at once, not silently.
+    return orjson.dumps(value, default=default, option=_OPTIONS)
 
 
 def json_renderer() -> JSON:
@@ -31,7 +37,8 @@ def json_renderer() -> JSON:
     orjson writes compact UTF-8 bytes, the same bytes ``json.dumps(ensure_ascii=False,
     separators=(",", ":"))`` encoded to UTF-8 gives for these representations, in a twentieth of
     the time: 2.4 µs against 45 µs for a 50-message page, 8 % of a read's CPU.  Pyramid's
-    ``default`` (``__json__`` and adapters) still applies to what orjson cannot serialise.
+    ``default`` (``__json__`` and adapters) still applies to what json.dumps would have handed
+    it, datetimes and dataclasses included.
     """
     return JSON(serializer=_dumps)
 

@@ -6,7 +6,7 @@ rule for words of 3+ characters.  Shorter words must also start a word of the bo
 cannot say portably with accent folding, so those candidate rows are checked in Python with the
 reference semantics (``chatsys.search.query``), fetching further chunks until the page is full.
 The candidate pass reads only each row's number and body, in chunks that start at a few pages'
-worth and grow, and the shown columns are then read for the hits alone: decoding 500 full rows
+worth and grow, and the packed ``SHOWN`` column is then read for the hits alone: decoding 500 full rows
 (three timestamps each) to keep 21 was most of the cost of a short-word search.
 The scan is confined to one chat by the (chat_id, number) index.  There is no relevance score:
 ``sort=relevance`` gives newest first too.
@@ -60,7 +60,7 @@ SHOWN_BY_NUMBERS = (
 
 class Statements:
     """A chat's messages that contain ``w0`` … ``w{n-1}`` (LIKE patterns), numbered below ``before``,
-    newest first, at most ``limit``: all of their shown columns (``page``), or only number and body
+    newest first, at most ``limit``: their packed ``SHOWN`` column (``page``), or only number and body
     (``candidates``)."""
 
     def __init__(self, n: int):

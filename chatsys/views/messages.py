@@ -35,7 +35,7 @@ PAGES = Keyset(
 
 
 def load_message(request, chat_id: int, number: int, for_update: bool = False) -> Row:
-    """The message's shown columns, or (``for_update``) its whole row, locked."""
+    """A row holding the message's packed ``SHOWN`` column, or (``for_update``) its whole row, locked."""
     query = LOCK_ONE if for_update else READ_ONE
     message = request.dbsession.connection().execute(query, {"chat_id": chat_id, "number": number}).one_or_none()
     if message is None:

@@ -27,6 +27,20 @@ def test_retried_message_create_returns_the_first(testapp, engine):
     assert count(engine, "outbox_events") == 2  # chat.created + one message.created
 
 
+def test_a_replay_shows_the_body_exactly_as_created(testapp):
+    """Replays read the message back from MySQL (the packed SHOWN column): spaces, tabs and
+    newlines at either end of the body, and the timestamps, must come back as the create said."""
+    token = create_application(testapp)["app_token"]
+    create_chat(testapp, token)
+    headers = {"Idempotency-Key": "spaces"}
+    body = {"body": " \t leading, inner  and trailing \n "}
+    first = testapp.post_json(messages_url(token, 1), body, headers=headers, status=201)
+    again = testapp.post_json(messages_url(token, 1), body, headers=headers, status=201)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.body == first.body
+    assert again.json["body"] == body["body"]
+
+
 def test_retried_chat_create_returns_the_first(testapp, engine):
     token = create_application(testapp)["app_token"]
     headers = {"Idempotency-Key": "chat-1"}
