@@ -72,6 +72,8 @@ class Runner:
         self.stats = {name: RateLog(f"worker.{name}", log) for name in self.consumers}
         self._stopping = False
         self._buffers: dict[str, list[Delivery]] = {name: [] for name in self.consumers}
+        # Delivery tags of this channel not yet acked, nacked or rejected, in arrival order.
+        self._unsettled: dict[int, None] = {}
         self._connection: pika.BlockingConnection | None = None
         self._channel = None
 
@@ -107,6 +109,7 @@ class Runner:
         channel = self._connection.channel()
         self.topology.declare(channel)
         channel.basic_qos(prefetch_count=self.prefetch)
+        self._unsettled = {}
         for name in self.consumers:
             self._buffers[name] = []
             channel.basic_consume(self.topology.queue(name), on_message_callback=partial(self._on_message, name))
@@ -124,6 +127,30 @@ class Runner:
 
     def _on_message(self, name, channel, method, properties, body) -> None:
         self._buffers[name].append(Delivery(method.delivery_tag, properties.message_id, body, method.redelivered))
+        self._unsettled[method.delivery_tag] = None
+
+    # -- settling ---------------------------------------------------------------------------------
+
+    def _ack(self, tags: list[int]) -> None:
+        """Acknowledge ``tags``: with one ``multiple`` ack when they are all the channel's unsettled
+        deliveries up to the highest of them (the usual case: a batch taken whole from one queue),
+        else one by one.  A quorum queue settles a multiple ack as one command, not one per message."""
+        if not tags:
+            return
+        highest = max(tags)
+        wanted = set(tags)
+        covered = [tag for tag in self._unsettled if tag <= highest]
+        if len(covered) == len(wanted) and wanted.issuperset(covered):
+            self._channel.basic_ack(highest, multiple=True)
+        else:
+            for tag in tags:
+                self._channel.basic_ack(tag)
+        for tag in tags:
+            self._unsettled.pop(tag, None)
+
+    def _nack(self, tag: int) -> None:
+        self._channel.basic_nack(tag, requeue=True)
+        self._unsettled.pop(tag, None)
 
     def _sleep(self, seconds: float) -> None:
         """Pause without starving the connection (heartbeats keep flowing)."""
@@ -171,23 +198,24 @@ class Runner:
                 log.exception("%s: unexpected error on a batch of %d", consumer.name, len(events))
                 self._one_by_one(consumer, events)
                 return
-            retry = []
+            retry, applied = [], []
             for event in events:
                 outcome = outcomes.get(event.delivery.tag, RETRY)
                 if outcome == OK:
-                    self._channel.basic_ack(event.delivery.tag)
+                    applied.append(event.delivery.tag)
                 elif isinstance(outcome, Poison):
                     self._dead_letter(consumer, event.delivery, str(outcome))
                 else:
                     retry.append(event)
-            stats.add(applied=len(events) - len(retry))
+            self._ack(applied)
+            stats.add(applied=len(applied))
             if retry:
                 # The dependency answered but refused these: not an outage.  After a few rounds
                 # give them back to the queue, whose delivery limit dead-letters a hopeless one.
                 rounds += 1
                 if rounds >= self.max_rounds:
                     for event in retry:
-                        self._channel.basic_nack(event.delivery.tag, requeue=True)
+                        self._nack(event.delivery.tag)
                     stats.add(requeued=len(retry))
                     log.warning("%s: requeued %d events that keep failing", consumer.name, len(retry))
                     return
@@ -210,21 +238,22 @@ class Runner:
                 log.exception("%s: event %s failed", consumer.name, event.event_id)
                 self._record_failure(consumer, event.delivery, f"unexpected error: {exc.__class__.__name__}")
                 self._sleep(1.0)
-                self._channel.basic_nack(event.delivery.tag, requeue=True)
+                self._nack(event.delivery.tag)
                 self.stats[consumer.name].add(failed=1)
                 continue
             if outcome == OK:
-                self._channel.basic_ack(event.delivery.tag)
+                self._ack([event.delivery.tag])
                 self.stats[consumer.name].add(applied=1)
             elif isinstance(outcome, Poison):
                 self._dead_letter(consumer, event.delivery, str(outcome))
             else:
-                self._channel.basic_nack(event.delivery.tag, requeue=True)
+                self._nack(event.delivery.tag)
 
     def _dead_letter(self, consumer: Consumer, delivery: Delivery, reason: str) -> None:
         log.error("%s: dead-lettering %s: %s", consumer.name, failure_key(delivery), reason)
         self._record_failure(consumer, delivery, reason)
         self._channel.basic_reject(delivery.tag, requeue=False)
+        self._unsettled.pop(delivery.tag, None)
         self.stats[consumer.name].add(dead_lettered=1)
 
     def _record_failure(self, consumer: Consumer, delivery: Delivery, reason: str) -> None:

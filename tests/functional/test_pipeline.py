@@ -159,6 +159,42 @@ def test_poison_is_dead_lettered_and_the_rest_keeps_flowing(testapp, procs, engi
     assert "not JSON" in errors["poison-1"]
 
 
+def test_one_channel_for_both_queues_settles_each_delivery_once(testapp, procs, engine, settings, broker):
+    """A backlog published at once reaches one worker's channel from both queues, interleaved,
+    with poison among it.  Acks cover whole batches where they can (one ``multiple`` ack), but never
+    a delivery of the other queue still waiting in its buffer, nor one that is dead-lettered: the
+    counts are exact, each dead-letter queue holds the poison alone, nothing is left unacknowledged,
+    and the channel never fails (acking a tag twice closes it)."""
+    worker = procs.worker("all")
+    token = create_application(testapp, "interleaved")["app_token"]
+    create_chat(testapp, token)
+    create_chat(testapp, token)
+    with amqp_channel(settings) as channel:
+        channel.confirm_delivery()
+        for i in range(3):
+            channel.basic_publish(
+                broker.events_exchange,
+                "message.created",
+                b"not json at all",
+                pika.BasicProperties(message_id=f"poison-{i}", delivery_mode=2),
+            )
+        for i in range(80):
+            create_message(testapp, token, 1 + i % 2, f"message {i}")
+        procs.relay()  # the whole backlog goes out in one batch: each event to both queues
+        wait_drained(engine)
+        assert counts(testapp, token) == (2, [40, 40])
+        wait_for(lambda: queue_depth(channel, broker.dead_queue("counters")) == 3, message="counters DLQ")
+        wait_for(lambda: queue_depth(channel, broker.dead_queue("indexer")) == 3, message="indexer DLQ")
+        # Stopping closes the worker's channel: a delivery it never settled would go back to its queue.
+        assert worker.stop() == 0
+        assert queue_depth(channel, broker.queue("counters")) == 0
+        assert queue_depth(channel, broker.queue("indexer")) == 0
+        assert queue_depth(channel, broker.dead_queue("counters")) == 3
+        assert queue_depth(channel, broker.dead_queue("indexer")) == 3
+    assert "connection lost" not in worker.output()
+    assert all_counted(engine)
+
+
 def test_recount_during_traffic_then_late_events_change_nothing(testapp, procs, engine, process_ini):
     import subprocess
 
@@ -393,3 +429,45 @@ def test_a_backlog_goes_out_in_overlapping_batches_each_event_once(testapp, proc
 def _tap_get(channel, queue):
     method, properties, _ = channel.basic_get(queue, auto_ack=True)
     return properties.message_id if method else None
+
+
+def test_a_batch_ack_never_covers_a_delivery_still_in_hand(settings, broker):
+    """The worker's ack rule on a real channel: one ``multiple`` ack when the batch is every
+    unsettled delivery up to its highest tag, one ack per delivery when an earlier one is still
+    in hand (kept for a retry, or waiting in another consumer's buffer), which must stay unacked."""
+    from chatsys.consumers.runner import Runner
+
+    def delivered(connection, tags):
+        connection.process_data_events(time_limit=0.1)
+        return len(tags) == 8
+
+    queue = f"{broker.namespace}.ack-rule"
+    try:
+        with amqp_channel(settings) as channel:
+            channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+            channel.confirm_delivery()
+            for i in range(8):
+                channel.basic_publish("", queue, f"m{i}".encode(), pika.BasicProperties(delivery_mode=2))
+            tags = []
+            channel.basic_qos(prefetch_count=8)
+            channel.basic_consume(queue, lambda ch, method, props, body: tags.append(method.delivery_tag))
+            wait_for(lambda: delivered(channel.connection, tags), message="8 deliveries")
+            runner = Runner(parameters=None, topology=broker, consumers=[], engine=None)
+            runner._channel, runner._unsettled = channel, dict.fromkeys(tags)
+            acks = []
+            real_ack = channel.basic_ack  # a spy: every ack still goes to the broker
+            channel.basic_ack = lambda tag, multiple=False: (acks.append((tag, multiple)), real_ack(tag, multiple))
+
+            runner._ack(tags[:3])  # 1, 2, 3: everything up to 3
+            runner._ack(tags[4:6])  # 5, 6 while 4 is still in hand
+            runner._ack(tags[3:4] + tags[6:7])  # 4 and 7: now everything up to 7
+
+            assert acks == [(tags[2], True), (tags[4], False), (tags[5], False), (tags[6], True)]
+            assert list(runner._unsettled) == tags[7:]
+        # The channel is closed: the one delivery never acked went back to the queue, alone.
+        with amqp_channel(settings) as channel:
+            wait_for(lambda: queue_depth(channel, queue) == 1, message="the unacked delivery requeued")
+            assert channel.basic_get(queue, auto_ack=True)[2] == b"m7"
+    finally:
+        with amqp_channel(settings) as channel:
+            channel.queue_delete(queue)
