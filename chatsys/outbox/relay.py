@@ -22,8 +22,8 @@ of quorum-queue confirms whatever its size, and the consumers' batches grow with
 
 A crash anywhere before the commit rolls the claim back: the rows are published again later and
 the consumers, which are idempotent, absorb the duplicates.  Idle polling backs off from a few
-milliseconds to ``idle_max`` seconds and snaps back to zero when there is work, which keeps the
-commit-to-publish latency well under a second without hammering MySQL.  Published rows are purged
+milliseconds to ``idle_max`` seconds and snaps back to the linger when there is work, which keeps
+the commit-to-publish latency well under a second without hammering MySQL.  Published rows are purged
 in small batches after ``retention`` seconds.
 """
 
@@ -414,7 +414,8 @@ class Relay:
             if not self._batches:
                 self._close()
         elif self._timer is None:
-            self._schedule(0 if len(batch.rows) >= self.settings.batch_size else max(self._idle, self.settings.linger))
+            # A backlog goes on at once; otherwise linger (this batch's claim reset the idle back-off).
+            self._schedule(0 if len(batch.rows) >= self.settings.batch_size else self.settings.linger)
 
     def _record(self, conn: Connection, published: list[Row], failed: list[Row]) -> None:
         now = utcnow()
