@@ -163,15 +163,7 @@ def test_poison_is_dead_lettered_and_the_rest_keeps_flowing(testapp, procs, engi
 def unsettled(broker) -> dict[str, tuple[int, int]]:
     """(ready, unacknowledged) of each consumer's queue in this test's namespace, from rabbitmqctl:
     a passive declare counts ready messages only."""
-    import subprocess
-
-    out = subprocess.run(
-        ["rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name", "messages_ready", "messages_unacknowledged"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
+    out = rabbitmqctl("list_queues", "-q", "--no-table-headers", "name", "messages_ready", "messages_unacknowledged")
     queues = {broker.queue(c): c for c in ("counters", "indexer")}
     rows = [line.split() for line in out.splitlines()]
     return {queues[row[0]]: (int(row[1]), int(row[2])) for row in rows if len(row) == 3 and row[0] in queues}
@@ -239,10 +231,10 @@ def test_recount_during_traffic_then_late_events_change_nothing(testapp, procs, 
     assert count_drift(engine) == []
 
 
-def rabbitmqctl(*args: str) -> None:
+def rabbitmqctl(*args: str) -> str:
     import subprocess
 
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+    return subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, text=True, timeout=120).stdout
 
 
 @pytest.mark.services
