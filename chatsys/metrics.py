@@ -1,4 +1,4 @@
-"""Prometheus metrics for the web process, and one access-log line per request.
+"""Prometheus metrics for the web process, and one access-log line per request (chatsys.accesslog).
 
 ``/metrics`` serves request latency histograms by route (from a tween), and the outbox backlog
 (pending count, oldest pending age, parked count) read from MySQL at scrape time.
@@ -22,9 +22,10 @@ from prometheus_client.core import GaugeMetricFamily
 from pyramid.response import Response
 from sqlalchemy import text
 
+from chatsys import accesslog
 from chatsys.models import utcnow
+from chatsys.settings import as_float
 
-access_log = logging.getLogger("chatsys.access")
 log = logging.getLogger(__name__)
 
 REQUEST_SECONDS = Histogram(
@@ -75,9 +76,7 @@ def metrics_tween_factory(handler, registry):
             elapsed = time.perf_counter() - start
             route = request.matched_route.name if request.matched_route else "unmatched"
             REQUEST_SECONDS.labels(route, request.method, f"{status // 100}xx").observe(elapsed)
-            access_log.info(
-                "%s %s route=%s status=%d ms=%.1f", request.method, request.path, route, status, elapsed * 1000
-            )
+            accesslog.record(request.method, request.path, route, status, elapsed * 1000)
 
     return tween
 
@@ -100,5 +99,6 @@ def includeme(config) -> None:
     app_metrics = CollectorRegistry(auto_describe=False)
     app_metrics.register(OutboxCollector(config.registry["db_engine"]))
     config.registry["metrics_registry"] = app_metrics
+    accesslog.configure(as_float(config.get_settings(), "chatsys.access_log_interval"))
     config.add_tween("chatsys.metrics.metrics_tween_factory")
     config.add_view(metrics_view, route_name="metrics", request_method="GET")

@@ -40,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "search.backend": "database",
     "chatsys.max_body_bytes": "65536",
     "chatsys.lookup_cache_size": "100000",
+    # Seconds between the writes of a web worker's access-log lines (chatsys.accesslog).
+    "chatsys.access_log_interval": "0.2",
     "retry.attempts": "5",
 }
 
@@ -104,6 +106,8 @@ def validate(settings: Mapping[str, Any]) -> None:
     as_int(settings, "chatsys.max_body_bytes", minimum=1024)
     as_int(settings, "chatsys.lookup_cache_size", minimum=0)
     as_int(settings, "retry.attempts", minimum=1)
+    if not 0 < as_float(settings, "chatsys.access_log_interval") <= 60:
+        raise SettingsError("setting 'chatsys.access_log_interval' must be more than 0 and at most 60 seconds")
     as_int(settings, "sqlalchemy.pool_size", minimum=1)
     for key in ("amqp.namespace", "redis.key_prefix", "elasticsearch.index"):
         value = str(settings.get(key, ""))

@@ -99,6 +99,11 @@ def serve(config_uri: str, sock: socket.socket, adjustments: dict, balance: Bala
         log.exception("web worker %d failed", os.getpid())
         code = 1
     finally:
+        # os._exit runs no atexit hook: write the access-log lines still pending (the module
+        # comes with the app; the master must not import prometheus_client before the app does).
+        accesslog = sys.modules.get("chatsys.accesslog")
+        if accesslog is not None:
+            accesslog.flush()
         os._exit(code)
 
 

@@ -8,7 +8,9 @@ import os
 import re
 import signal
 import socket
+import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -67,9 +69,12 @@ def ask(port: int) -> socket.socket:
 
 
 @pytest.fixture
-def web(settings, tmp_path):
+def web(settings, tmp_path, request):
+    """chatsys-web with two workers (a test's ``web_settings`` mark adds app settings)."""
     port = free_port()
-    ini = write_ini(tmp_path / "web.ini", TESTING_INI, process_overrides(settings), listen=f"127.0.0.1:{port}")
+    mark = request.node.get_closest_marker("web_settings")
+    overrides = process_overrides(settings, **(mark.kwargs if mark else {}))
+    ini = write_ini(tmp_path / "web.ini", TESTING_INI, overrides, listen=f"127.0.0.1:{port}")
     procs = Processes(ini, tmp_path)
     master = procs.spawn("web", "chatsys-web", "--workers", "2")
     opened: list[socket.socket] = []
@@ -216,3 +221,39 @@ def test_a_stop_while_the_workers_start_is_not_lost(slow_web):
     master.popen.send_signal(signal.SIGTERM)  # before they have built the app
     assert master.popen.wait(15) == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+@pytest.mark.web_settings(**{"chatsys.access_log_interval": "60"})
+def test_every_answered_request_has_its_access_log_line_after_a_stop(web):
+    """Lines are written in batches (chatsys.accesslog): a stop must not lose the last batch.
+    (Here a batch a minute, so every line this test reads was written as the workers stopped.)"""
+    master, port, _ = web
+    marker = uuid.uuid4().hex
+    answered: list[str] = []
+    stop = threading.Event()
+
+    def ask_until_stopped() -> None:
+        # One request at a time until the stop closes the connection: the last answers come
+        # moments before the workers exit, while their lines still wait for the next batch.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            i = 0
+            while not stop.is_set():
+                path = f"/{marker}/{i}"
+                try:
+                    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+                    head, _ = read_answer(sock)
+                except (AssertionError, OSError):
+                    return
+                assert head.startswith(b"HTTP/1.1 404"), head
+                answered.append(path)
+                i += 1
+
+    asker = threading.Thread(target=ask_until_stopped)
+    asker.start()
+    wait_for(lambda: len(answered) >= 50, 30, message="requests answered")
+    assert master.stop(timeout=15) == 0
+    stop.set()
+    asker.join(10)
+    logged = re.findall(rf"GET (/{marker}/\d+) route=unmatched status=404 ms=", master.output())
+    # (A request that reached the worker as the stop came may be logged and its answer not read.)
+    assert logged[: len(answered)] == answered and len(logged) - len(answered) <= 1, (len(answered), len(logged))

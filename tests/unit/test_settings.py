@@ -33,6 +33,8 @@ def test_environment_overrides_urls():
         ("sqlalchemy.url", "postgresql://x"),
         ("redis.url", "http://x"),
         ("chatsys.max_body_bytes", "lots"),
+        ("chatsys.access_log_interval", "0"),
+        ("chatsys.access_log_interval", "soon"),
         ("amqp.namespace", "has space"),
     ],
 )
