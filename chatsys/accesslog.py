@@ -12,12 +12,19 @@ docs/decisions.md), far more than the call's 11 µs on one thread.  The likely c
 handler's lock held across an unbuffered ``write(2)`` that lets go of the GIL, so threads queue
 for both; written from one thread in batches, most of that cost is gone.
 
-What changes for whoever reads the log: a line appears up to one interval after its request
-ended, with the time the request ended and the name of its thread, not the writer's.  A worker
-writes what is pending before it exits (chatsys-web calls :func:`flush`; other runners, at exit);
-a process killed outright loses at most one interval's lines.  If the log stream blocks, at most
-:data:`MAX_PENDING` lines wait per process; further lines are dropped, counted in
-``chatsys_access_log_dropped_total`` and reported in one warning once the stream moves again.
+What changes for whoever reads the log or configures it:
+
+- a line appears up to one interval after its request ended; it carries the time the request
+  ended and its request thread's name and id, but ``%(pathname)s``, ``%(lineno)d`` and
+  ``%(funcName)s`` name this module, and logger and handler filters run on the writer thread
+  (a filter that reads thread-local or context state sees the writer's);
+- a worker writes what is pending before it exits (chatsys-web calls :func:`flush`; other
+  runners, at a normal interpreter exit); a process killed outright loses up to one interval;
+- a path is cut at :data:`MAX_PATH` characters in the line;
+- if the log stream blocks, at most :data:`MAX_PENDING` lines wait per process (with the batch in
+  hand, twice that: about 25 MB at the longest paths, well under 1 MB for this API's paths);
+  further lines are dropped, counted in ``chatsys_access_log_dropped_total`` and reported in one
+  warning once the stream moves again.  Before, a blocked stream blocked every request thread.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from prometheus_client import Counter
 
 INTERVAL = 0.2
 MAX_PENDING = 10_000
+MAX_PATH = 1024  # characters of a path kept in the line
 FORMAT = "%s %s route=%s status=%d ms=%.1f"
 
 logger = logging.getLogger("chatsys.access")
@@ -61,15 +69,18 @@ def record(method: str, path: str, route: str, status: int, ms: float) -> None:
     if len(_pending) >= MAX_PENDING:
         _dropped += 1  # a lost increment under a race only undercounts lines already lost
         return
-    _pending.append((time.time(), threading.current_thread().name, (method, path, route, status, ms)))
-    if _writer is None or _writer[0] != os.getpid():
+    if len(path) > MAX_PATH:  # waitress admits request lines of up to 256 KB
+        path = path[:MAX_PATH] + "..."
+    thread = threading.current_thread()
+    _pending.append((time.time(), thread.name, thread.ident, (method, path, route, status, ms)))
+    if _writer is None or _writer[0] != os.getpid() or not _writer[1].is_alive():
         _start_writer()
 
 
 def _start_writer() -> None:
     global _writer
     with _start_lock:
-        if _writer is not None and _writer[0] == os.getpid():
+        if _writer is not None and _writer[0] == os.getpid() and _writer[1].is_alive():
             return
         thread = threading.Thread(target=_write_forever, name="access-log", daemon=True)
         _writer = (os.getpid(), thread)
@@ -79,11 +90,32 @@ def _start_writer() -> None:
 def _write_forever() -> None:
     while True:
         time.sleep(INTERVAL)
+        _write_round()
+
+
+def _write_round() -> None:
+    """One round of the writer thread: whatever a handler or filter raises, the thread goes on."""
+    try:
         flush()
+    except Exception:
+        try:
+            logging.getLogger(__name__).exception("writing a batch of access-log lines failed")
+        except Exception:
+            pass
 
 
-def flush() -> None:
-    """Write every pending line now (the writer thread's round; also at a worker's exit)."""
+def flush(timeout: float | None = None) -> None:
+    """Write every pending line now (the writer thread's round, and a worker's exit).
+
+    With ``timeout``, the write happens on a thread of its own and this returns after at most
+    that many seconds, written or not (the exit path: a blocked log stream must not keep a
+    stopping worker alive); exceptions are then that thread's and reported by its excepthook.
+    """
+    if timeout is not None:
+        writer = threading.Thread(target=flush, name="access-log-exit", daemon=True)
+        writer.start()
+        writer.join(timeout)
+        return
     global _dropped
     with _flush_lock:
         entries = [_pending.popleft() for _ in range(len(_pending))]
@@ -91,28 +123,34 @@ def flush() -> None:
         records = [_make_record(*entry) for entry in entries]
         if dropped:
             DROPPED.inc(dropped)
-            warning = logger.makeRecord(
-                logger.name,
-                logging.WARNING,
-                __file__,
-                0,
-                "%d access-log lines dropped: the log stream was not keeping up",
-                (dropped,),
-                None,
+            records.append(
+                logger.makeRecord(
+                    logger.name,
+                    logging.WARNING,
+                    __file__,
+                    0,
+                    "%d access-log lines dropped: the log stream was not keeping up",
+                    (dropped,),
+                    None,
+                )
             )
-            records.append(warning)
         records = [r for r in records if logger.filter(r)]
-        if records:
-            for handler in _handlers():
-                _emit(handler, records)
+        if not records or logger.disabled:
+            return
+        handlers = _handlers()
+        if not handlers and logging.lastResort is not None:  # as Logger.callHandlers does
+            handlers = [logging.lastResort]
+        for handler in handlers:
+            _emit(handler, records)
 
 
-def _make_record(created: float, thread_name: str, args: tuple) -> logging.LogRecord:
+def _make_record(created: float, thread_name: str, thread_id: int | None, args: tuple) -> logging.LogRecord:
     rec = logger.makeRecord(logger.name, logging.INFO, __file__, 0, FORMAT, args, None)
     rec.relativeCreated += (created - rec.created) * 1000
     rec.created = created
     rec.msecs = int((created - int(created)) * 1000) + 0.0
     rec.threadName = thread_name
+    rec.thread = thread_id
     return rec
 
 
@@ -129,17 +167,25 @@ def _handlers() -> list[logging.Handler]:
 
 
 def _emit(handler: logging.Handler, records: list[logging.LogRecord]) -> None:
-    mine = [r for r in records if r.levelno >= handler.level and handler.filter(r)]
+    """The records ``handler`` takes, in one write where it is a plain ``StreamHandler``.
+
+    A subclass that overrides ``emit`` (a rotating file, a watched file, pytest's capture) gets
+    them one by one through ``handle``, so its own logic runs for each.
+    """
+    try:
+        mine = [r for r in records if r.levelno >= handler.level and handler.filter(r)]
+    except Exception:
+        handler.handleError(records[0])
+        return
     if not mine:
         return
-    stream = getattr(handler, "stream", None) if isinstance(handler, logging.StreamHandler) else None
-    if stream is None:  # not a stream, or a FileHandler that opens its file on first use
+    if type(handler).emit is not logging.StreamHandler.emit:
         for r in mine:
             handler.handle(r)
         return
     handler.acquire()
     try:
-        stream.write("".join(handler.format(r) + handler.terminator for r in mine))
+        handler.stream.write("".join(handler.format(r) + handler.terminator for r in mine))
         handler.flush()
     except Exception:
         handler.handleError(mine[0])

@@ -100,10 +100,14 @@ def serve(config_uri: str, sock: socket.socket, adjustments: dict, balance: Bala
         code = 1
     finally:
         # os._exit runs no atexit hook: write the access-log lines still pending (the module
-        # comes with the app; the master must not import prometheus_client before the app does).
+        # comes with the app; the master must not import prometheus_client before the app does),
+        # waiting no longer than a moment for a log stream that does not take them.
         accesslog = sys.modules.get("chatsys.accesslog")
         if accesslog is not None:
-            accesslog.flush()
+            try:
+                accesslog.flush(timeout=2.0)
+            except BaseException:
+                pass  # the worker exits all the same
         os._exit(code)
 
 

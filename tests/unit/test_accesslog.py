@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import threading
 import time
 import uuid
+from logging.handlers import RotatingFileHandler
 from types import SimpleNamespace
 
 import pytest
 from prometheus_client import REGISTRY
 
 from chatsys import accesslog
+from tests.support.wait import wait_for
 
 
 class Capture(logging.StreamHandler):
@@ -123,3 +126,73 @@ def test_a_stream_that_does_not_keep_up_drops_lines_past_the_bound_and_says_how_
     assert capture.lines(marker) == [f"INFO GET /{marker}/{i} route=unmatched status=404 ms=0.1" for i in range(2)]
     assert "WARNING 3 access-log lines dropped: the log stream was not keeping up" in capture.stream.getvalue()
     assert REGISTRY.get_sample_value("chatsys_access_log_dropped_total") == before + 3
+
+
+def test_a_filter_that_raises_costs_one_batch_and_the_writer_goes_on(handlers, monkeypatch):
+    capture = handlers(Capture("%(message)s"))
+    marker = uuid.uuid4().hex
+
+    class Broken(logging.Filter):
+        def filter(self, record):
+            raise RuntimeError("a broken filter")
+
+    broken = Broken()
+    accesslog.logger.addFilter(broken)
+    try:
+        accesslog.record("GET", f"/{marker}/lost", "unmatched", 404, 0.1)
+        accesslog._write_round()  # the writer thread's round: it must not raise
+    finally:
+        accesslog.logger.removeFilter(broken)
+    accesslog.record("GET", f"/{marker}/kept", "unmatched", 404, 0.1)
+    accesslog.flush()
+    assert capture.lines(marker) == [f"GET /{marker}/kept route=unmatched status=404 ms=0.1"]
+
+
+def test_a_writer_thread_that_died_is_started_again(handlers, monkeypatch):
+    capture = handlers(Capture("%(message)s"))
+    dead = threading.Thread(target=lambda: None)
+    dead.start()
+    dead.join()
+    monkeypatch.setattr(accesslog, "_writer", (os.getpid(), dead))
+    marker = uuid.uuid4().hex
+    accesslog.record("GET", f"/{marker}", "unmatched", 404, 0.1)
+    assert accesslog._writer[1] is not dead and accesslog._writer[1].is_alive()
+    wait_for(lambda: capture.lines(marker), 10, message="the new writer wrote the line")
+
+
+def test_a_rotating_file_still_rotates(handlers, tmp_path):
+    path = tmp_path / "access.log"
+    rotating = RotatingFileHandler(path, maxBytes=200, backupCount=3)
+    rotating.setFormatter(logging.Formatter("%(message)s"))
+    handlers(rotating)
+    marker = uuid.uuid4().hex
+    for i in range(6):
+        accesslog.record("GET", f"/{marker}/{i}", "unmatched", 404, 0.1)
+    accesslog.flush()
+    rotating.close()
+    files = sorted(tmp_path.iterdir())
+    assert len(files) > 1 and all(f.stat().st_size <= 200 for f in files)
+    written = [line for f in files for line in f.read_text().splitlines() if marker in line]
+    assert len(written) == 6
+
+
+def test_a_long_path_is_cut_in_the_line(handlers):
+    capture = handlers(Capture("%(message)s"))
+    marker = uuid.uuid4().hex
+    accesslog.record("GET", f"/{marker}" + "x" * 5000, "unmatched", 404, 0.1)
+    accesslog.flush()
+    [line] = capture.lines(marker)
+    assert f"GET /{marker}" in line and "x" * 900 in line and "x" * 1100 not in line and "...route" not in line
+    assert line.endswith("... route=unmatched status=404 ms=0.1")
+
+
+def test_the_exit_flush_does_not_wait_for_a_stuck_writer(handlers):
+    capture = handlers(Capture("%(message)s"))
+    marker = uuid.uuid4().hex
+    accesslog.record("GET", f"/{marker}", "unmatched", 404, 0.1)
+    with accesslog._flush_lock:  # the writer is stuck in a write to a blocked stream
+        started = time.monotonic()
+        accesslog.flush(timeout=0.2)
+        assert time.monotonic() - started < 5
+        assert capture.lines(marker) == []
+    wait_for(lambda: capture.lines(marker), 10, message="written once the stream moved")
