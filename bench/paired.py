@@ -62,6 +62,15 @@ class Side:
         ini.write_text(re.sub(r"(?m)^listen = .*$", f"listen = 127.0.0.1:{port}", (seed / "bench.ini").read_text()))
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHATSYS_")}
         env.update(PYTHONUNBUFFERED="1", PYTHONPATH=str(checkout))
+        # Which chatsys this side's processes import (the checkout's, through PYTHONPATH).
+        self.code = subprocess.run(
+            [sys.executable, "-c", "import chatsys; print(chatsys.__file__)"],
+            cwd=checkout,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         self.log = open(seed / f"paired-{name}.log", "w")
         web = Path(sys.executable).parent / "chatsys-web"
         self.popen = subprocess.Popen(
@@ -84,18 +93,23 @@ class Side:
         print(f"  {self.name:>10}: {run.throughput:7.0f}/s  p99 {p99:6.1f} ms  web CPU {cpu_ms:.3f} ms/req", flush=True)
 
     def stop(self) -> None:
-        self.popen.terminate()
-        self.popen.wait(30)
-        self.log.close()
+        try:
+            self.popen.terminate()
+            self.popen.wait(30)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(10)
+        finally:
+            self.log.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sides = [
-        Side(name, Path(checkout).resolve(), args.seed, free_port(), args.workers)
-        for name, checkout in (side.split("=", 1) for side in args.sides)
-    ]
+    sides: list[Side] = []
     try:
+        for name, checkout in (side.split("=", 1) for side in args.sides):
+            sides.append(Side(name, Path(checkout).resolve(), args.seed, free_port(), args.workers))
+            print(f"{name}: chatsys from {sides[-1].code}", flush=True)
         for side in sides:
             wait_http(f"http://127.0.0.1:{side.port}/healthz", 60)
         script = args.seed / args.script
@@ -107,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
                 side.measure(script, args.duration, args.connections)
     finally:
         for side in sides:
-            side.stop()
+            try:
+                side.stop()
+            except Exception as exc:  # stop the others, and drop the seed, all the same
+                print(f"{side.name}: stopping failed: {exc!r}", file=sys.stderr)
         if args.drop_db:
             # The seed's own names; never CHATSYS_* overrides, which could point at another database.
             settings = resolve_settings(plaster.get_settings(str(args.seed / "bench.ini"), "app:main"), environ={})

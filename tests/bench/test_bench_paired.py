@@ -58,6 +58,7 @@ def test_two_sides_are_measured_in_turns_and_the_seed_is_dropped(tmp_path):
         timeout=300,
     )
     assert paired.returncode == 0, paired.stdout[-4000:] + paired.stderr[-2000:]
+    assert f"a: chatsys from {ROOT}/chatsys/__init__.py" in paired.stdout  # the checkout's own code
     runs = re.findall(r"^\s+(a|b): +(\d+)/s", paired.stdout, re.M)
     assert [side for side, _ in runs] == ["a", "b", "b", "a"]  # in turns, the order swapped each round
     assert all(int(rate) > 0 for _, rate in runs)
