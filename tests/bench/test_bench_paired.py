@@ -3,6 +3,7 @@ run, two sides (here the same checkout twice), a ratio per round, and the seed d
 
 from __future__ import annotations
 
+import configparser
 import os
 import re
 import subprocess
@@ -12,7 +13,6 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from bench.stack import bench_settings
 from tests.support.db import ROOT, server_engine
 
 pytestmark = pytest.mark.bench
@@ -22,6 +22,16 @@ pytestmark = pytest.mark.bench
 def test_two_sides_are_measured_in_turns_and_the_seed_is_dropped(tmp_path):
     name = f"chatsys_bench_paired_{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHATSYS_")}
+    # The bench extra (psutil, …) is not in the test install: make installs it, as for the smoke test.
+    installed = subprocess.run(
+        ["make", "--no-print-directory", "bench-install"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
     seed = tmp_path / "seed"
     skip = [arg for w in ("W1", "W3", "W4", "W5") for arg in ("--skip", w)]
     made = subprocess.run(
@@ -64,7 +74,9 @@ def test_two_sides_are_measured_in_turns_and_the_seed_is_dropped(tmp_path):
     assert all(int(rate) > 0 for _, rate in runs)
     assert re.search(r"^b/a: throughput ratio \d+\.\d{3} \(per round [\d.]+, [\d.]+\)", paired.stdout, re.M)
 
-    engine = server_engine(bench_settings("development.ini", name)["sqlalchemy.url"])
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read(seed / "bench.ini")
+    engine = server_engine(ini["app:main"]["sqlalchemy.url"])
     try:
         with engine.connect() as conn:
             assert conn.execute(text("SHOW DATABASES LIKE :name"), {"name": name}).first() is None
