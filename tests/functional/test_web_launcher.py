@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import process_overrides
 from tests.functional.test_fuzz import free_port
-from tests.support.db import ROOT, TESTING_INI
+from tests.support.db import TESTING_INI
 from tests.support.processes import Proc, Processes, write_ini
 from tests.support.wait import wait_for
 
@@ -168,7 +168,7 @@ def slow_web(tmp_path):
 
 
 def spawn_slow(procs: Processes) -> Proc:
-    return procs.spawn("web", "chatsys-web", "--workers", "2", env={"PYTHONPATH": str(ROOT)})
+    return procs.spawn("web", "chatsys-web", "--workers", "2")  # tests.support.slow_app: the children's PYTHONPATH
 
 
 def read_answer(sock: socket.socket) -> tuple[bytes, bytes]:

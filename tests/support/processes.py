@@ -14,6 +14,9 @@ import sys
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+# The checkout these tests belong to: its code is what the children import, even where the venv
+# belongs to another checkout (a git worktree sharing it), whose editable install points there.
+ROOT = Path(__file__).resolve().parents[2]
 
 # The settings a child process's ini must carry to use a run's own database, Redis key prefix,
 # RabbitMQ names and search backend (the tests and the benchmark both generate such inis).
@@ -109,6 +112,7 @@ class Processes:
             {
                 **{k: v for k, v in os.environ.items() if not k.startswith("CHATSYS_")},
                 "PYTHONUNBUFFERED": "1",
+                "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
                 **(env or {}),
             },
         )
