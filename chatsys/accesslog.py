@@ -193,4 +193,16 @@ def _emit(handler: logging.Handler, records: list[logging.LogRecord]) -> None:
         handler.release()
 
 
+def _after_fork_in_child() -> None:
+    """A child forked after lines were queued: the parent writes those, and its locks may have
+    been held by a thread that the child does not have."""
+    global _dropped, _writer, _start_lock, _flush_lock
+    _pending.clear()
+    _dropped = 0
+    _writer = None
+    _start_lock = threading.Lock()
+    _flush_lock = threading.Lock()
+
+
 atexit.register(flush)
+os.register_at_fork(after_in_child=_after_fork_in_child)

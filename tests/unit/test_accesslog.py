@@ -196,3 +196,22 @@ def test_the_exit_flush_does_not_wait_for_a_stuck_writer(handlers):
         assert time.monotonic() - started < 5
         assert capture.lines(marker) == []
     wait_for(lambda: capture.lines(marker), 10, message="written once the stream moved")
+
+
+def test_a_process_forked_while_the_writer_holds_its_lock_starts_clean(handlers):
+    capture = handlers(Capture("%(message)s"))
+    marker = uuid.uuid4().hex
+    accesslog.record("GET", f"/{marker}/parent", "unmatched", 404, 0.1)
+    with accesslog._flush_lock:  # the parent's writer is mid-batch as the fork happens
+        pid = os.fork()
+        if pid == 0:  # the child: nothing of the parent's to write, and a lock it can take
+            code = 3
+            try:
+                clean = not accesslog._pending and accesslog._flush_lock.acquire(timeout=5)
+                code = 0 if clean else 1
+            finally:
+                os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    accesslog.flush()
+    assert capture.lines(marker) == [f"GET /{marker}/parent route=unmatched status=404 ms=0.1"]  # once
