@@ -31,7 +31,7 @@ import plaster
 import psutil
 
 from bench.monitor import cpu_seconds
-from bench.stack import delete_redis_keys, drop_database, free_port, wait_http
+from bench.stack import child_env, delete_redis_keys, drop_database, free_port, wait_http
 from bench.wrk import Wrk
 from chatsys.settings import resolve_settings
 
@@ -60,8 +60,7 @@ class Side:
         self.name, self.port = name, port
         ini = seed / f"paired-{name}.ini"
         ini.write_text(re.sub(r"(?m)^listen = .*$", f"listen = 127.0.0.1:{port}", (seed / "bench.ini").read_text()))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CHATSYS_")}
-        env.update(PYTHONUNBUFFERED="1", PYTHONPATH=str(checkout))
+        env = child_env(PYTHONPATH=str(checkout))  # this side's code, not the bench's checkout
         # Which chatsys this side's processes import (the checkout's, through PYTHONPATH).
         self.code = subprocess.run(
             [sys.executable, "-c", "import chatsys; print(chatsys.__file__)"],

@@ -50,7 +50,7 @@ DROPPED = Counter(
 
 _pending: deque = deque()
 _dropped = 0
-_writer: tuple[int, threading.Thread] | None = None  # (pid, thread): a forked child starts its own
+_writer: threading.Thread | None = None  # a forked child starts its own (_after_fork_in_child)
 _start_lock = threading.Lock()
 _flush_lock = threading.Lock()
 
@@ -73,17 +73,17 @@ def record(method: str, path: str, route: str, status: int, ms: float) -> None:
         path = path[:MAX_PATH] + "..."
     thread = threading.current_thread()
     _pending.append((time.time(), thread.name, thread.ident, (method, path, route, status, ms)))
-    if _writer is None or _writer[0] != os.getpid() or not _writer[1].is_alive():
+    if _writer is None or not _writer.is_alive():
         _start_writer()
 
 
 def _start_writer() -> None:
     global _writer
     with _start_lock:
-        if _writer is not None and _writer[0] == os.getpid() and _writer[1].is_alive():
+        if _writer is not None and _writer.is_alive():
             return
         thread = threading.Thread(target=_write_forever, name="access-log", daemon=True)
-        _writer = (os.getpid(), thread)
+        _writer = thread
         thread.start()
 
 

@@ -19,6 +19,13 @@ from tests.support.db import ROOT, server_engine
 pytestmark = pytest.mark.bench
 
 
+def run(argv: list[str], env: dict[str, str]) -> str:
+    """Run ``argv`` in the checkout; its standard output, once it has succeeded."""
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    return done.stdout
+
+
 @pytest.mark.timeout(600)
 def test_two_sides_are_measured_in_turns_and_the_seed_is_dropped(tmp_path):
     name = f"chatsys_bench_paired_{uuid.uuid4().hex[:8]}"
@@ -27,56 +34,21 @@ def test_two_sides_are_measured_in_turns_and_the_seed_is_dropped(tmp_path):
         # The bench extra (psutil, …) is not in the test install: make installs it, as for the
         # smoke test.  Only then: in a git worktree that shares another checkout's venv, make
         # would also re-point that venv's editable install at the worktree.
-        installed = subprocess.run(
-            ["make", "--no-print-directory", "bench-install"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
+        run(["make", "--no-print-directory", "bench-install"], env)
     seed = tmp_path / "seed"
     skip = [arg for w in ("W1", "W3", "W4", "W5") for arg in ("--skip", w)]
-    made = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--keep-db", "--name", name, "--out", str(seed), *skip],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert made.returncode == 0, made.stdout[-4000:] + made.stderr[-2000:]
+    run([sys.executable, "-m", "bench", "--quick", "--keep-db", "--name", name, "--out", str(seed), *skip], env)
 
-    paired = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.paired",
-            "--seed",
-            str(seed),
-            "--rounds",
-            "2",
-            "--duration",
-            "1",
-            "--warmup",
-            "1",
-            "--drop-db",
-            f"a={ROOT}",
-            f"b={ROOT}",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    out = run(
+        [sys.executable, "-m", "bench.paired", "--seed", str(seed), "--rounds", "2", "--duration", "1"]
+        + ["--warmup", "1", "--drop-db", f"a={ROOT}", f"b={ROOT}"],
+        env,
     )
-    assert paired.returncode == 0, paired.stdout[-4000:] + paired.stderr[-2000:]
-    assert f"a: chatsys from {ROOT}/chatsys/__init__.py" in paired.stdout  # the checkout's own code
-    runs = re.findall(r"^\s+(a|b): +(\d+)/s", paired.stdout, re.M)
+    assert f"a: chatsys from {ROOT}/chatsys/__init__.py" in out  # the checkout's own code
+    runs = re.findall(r"^\s+(a|b): +(\d+)/s", out, re.M)
     assert [side for side, _ in runs] == ["a", "b", "b", "a"]  # in turns, the order swapped each round
     assert all(int(rate) > 0 for _, rate in runs)
-    assert re.search(r"^b/a: throughput ratio \d+\.\d{3} \(per round [\d.]+, [\d.]+\)", paired.stdout, re.M)
+    assert re.search(r"^b/a: throughput ratio \d+\.\d{3} \(per round [\d.]+, [\d.]+\)", out, re.M)
 
     ini = configparser.ConfigParser(interpolation=None)
     ini.read(seed / "bench.ini")
