@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from functools import cache
 from types import SimpleNamespace
@@ -38,6 +39,19 @@ class IdempotencyRace(Exception):
 mark_error_retryable(IdempotencyRace)
 
 INSERT_KEY = insert(IdempotencyKey.__table__)
+# MySQL's ER_DUP_ENTRY: "Duplicate entry '7-12' for key 'uq_chats_application_id_number'" (MariaDB)
+# or "... for key 'chats.uq_chats_application_id_number'" (MySQL 8).
+DUPLICATE_ENTRY = 1062
+_DUPLICATE_KEY = re.compile(r"for key '(?:[^'.]+\.)?([^'.]+)'")
+
+
+def duplicate_key(exc: IntegrityError) -> str | None:
+    """The name of the unique key that ``exc`` says was violated, or None for another error."""
+    args = getattr(exc.orig, "args", ())
+    if len(args) < 2 or args[0] != DUPLICATE_ENTRY:
+        return None
+    match = _DUPLICATE_KEY.search(str(args[1]))
+    return match.group(1) if match else None
 
 
 @cache
@@ -81,8 +95,15 @@ def create_numbered(
     # Core statements on the session's connection (same transaction), past the ORM layer.
     connection = dbsession.connection()
     try:
-        row["id"] = connection.execute(insert_row(model), row).inserted_primary_key[0]
-        if key is not None:
+        # lastrowid: the AUTO_INCREMENT id, which is not the primary key of every model (messages).
+        row["id"] = connection.execute(insert_row(model), row).lastrowid
+    except IntegrityError as exc:
+        if duplicate_key(exc) == sequence.unique_constraint:
+            allocator.reseed(sequence)
+            raise NumberConflict(f"{sequence.kind} number {number} already taken") from exc
+        raise
+    if key is not None:
+        try:
             connection.execute(
                 INSERT_KEY,
                 {
@@ -94,14 +115,10 @@ def create_numbered(
                     "created_at": utcnow(),
                 },
             )
-    except IntegrityError as exc:
-        reason = str(exc.orig)
-        if sequence.unique_constraint in reason:
-            allocator.reseed(sequence)
-            raise NumberConflict(f"{sequence.kind} number {number} already taken") from exc
-        if key is not None and "PRIMARY" in reason:
-            raise IdempotencyRace(key) from exc
-        raise
+        except IntegrityError as exc:
+            if duplicate_key(exc) == "PRIMARY":
+                raise IdempotencyRace(key) from exc
+            raise
     created = SimpleNamespace(**row)
     writer.record(dbsession, event(created))
     mark_changed(dbsession)

@@ -1,8 +1,24 @@
-"""A message, numbered 1, 2, 3… within its chat; ``version`` rises by one on every edit."""
+"""A message, numbered 1, 2, 3… within its chat; ``version`` rises by one on every edit.
+
+The primary key is (chat_id, number), so InnoDB stores a chat's messages together and in order:
+every read is within one chat.  ``id`` is a unique AUTO_INCREMENT surrogate that events carry and
+the counters consumer flags messages by; clients never see it.  (docs/decisions.md, "Messages are
+stored by chat".)
+"""
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, Text, UniqueConstraint, func, literal_column
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    PrimaryKeyConstraint,
+    Text,
+    UniqueConstraint,
+    func,
+    literal_column,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chatsys.models.meta import TABLE_OPTIONS, Base, Timestamp, shown_time
@@ -11,11 +27,13 @@ from chatsys.models.meta import TABLE_OPTIONS, Base, Timestamp, shown_time
 class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
-        UniqueConstraint("chat_id", "number", name="uq_messages_chat_id_number"),
+        PrimaryKeyConstraint("chat_id", "number", name="pk_messages"),
+        UniqueConstraint("id", name="uq_messages_id"),
         TABLE_OPTIONS,
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    # AUTO_INCREMENT in the migrations (SQLAlchemy gives it only to primary key columns).
+    id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     chat_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("chats.id"), nullable=False)
     number: Mapped[int] = mapped_column(Integer, nullable=False)
     body: Mapped[str] = mapped_column(Text, nullable=False)

@@ -62,7 +62,7 @@ class Sequence:
     parent_id: int
     table: str
     parent_column: str
-    unique_constraint: str
+    unique_constraint: str  # the name MySQL gives in a duplicate-key error on (parent, number)
 
     def key(self, prefix: str) -> str:
         return f"{prefix}:seq:{self.kind}:{self.parent_id}"
@@ -73,7 +73,7 @@ def chat_sequence(application_id: int) -> Sequence:
 
 
 def message_sequence(chat_id: int) -> Sequence:
-    return Sequence("message", chat_id, "messages", "chat_id", "uq_messages_chat_id_number")
+    return Sequence("message", chat_id, "messages", "chat_id", "PRIMARY")
 
 
 class NumberConflict(Exception):

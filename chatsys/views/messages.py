@@ -101,7 +101,7 @@ def update_message(context, request):
     )
     request.dbsession.execute(
         update(MESSAGES)
-        .where(MESSAGES.c.id == message.id)
+        .where(MESSAGES.c.chat_id == message.chat_id, MESSAGES.c.number == message.number)
         .values(body=message.body, version=message.version, updated_at=message.updated_at)
     )
     writer.record(request.dbsession, events.message_changed(events.MESSAGE_UPDATED, context.chat, message))

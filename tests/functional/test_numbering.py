@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import text
 
-from chatsys.numbering import message_sequence
+from chatsys.numbering import chat_sequence, message_sequence
 from tests.conftest import make_app
 from tests.support.api import create_application, create_chat
 from tests.support.http import Client, serve
@@ -107,6 +107,20 @@ def test_counter_below_database_maximum_is_repaired(testapp, engine, redis_clien
 
     assert testapp.post_json(url, {"body": "y"}, status=201).json["message_number"] == 11
     assert numbers(engine, "SELECT number FROM messages") == list(range(1, 12))
+
+
+def test_chat_counter_below_database_maximum_is_repaired(testapp, engine, redis_client, settings):
+    """The same for chats, whose duplicate numbers MySQL reports under a named UNIQUE key (messages:
+    under their primary key)."""
+    token = create_application(testapp)["app_token"]
+    for _ in range(5):
+        create_chat(testapp, token)
+    with engine.connect() as conn:
+        app_id = conn.execute(text("SELECT id FROM applications")).scalar_one()
+    redis_client.set(chat_sequence(app_id).key(settings["redis.key_prefix"]), 1)
+
+    assert create_chat(testapp, token)["chat_number"] == 6
+    assert numbers(engine, "SELECT number FROM chats") == list(range(1, 7))
 
 
 def test_counter_is_never_lowered_by_a_seed(testapp, engine, redis_client, settings):
