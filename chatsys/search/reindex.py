@@ -1,7 +1,7 @@
 """Rebuild the Elasticsearch index from MySQL behind the alias, while search keeps answering.
 
 1. Create a new physical index (mapping from :mod:`chatsys.search.mapping`) with refresh off.
-2. Bulk-load every message from MySQL into it, walking ``messages.id`` in batches.
+2. Bulk-load every message from MySQL into it, walking the table in (chat_id, number) batches.
 3. Restore the refresh interval, refresh, and swap the alias in one ``_aliases`` call: readers
    and the indexer move from the old index to the new one atomically.
 4. Catch up: load again every message changed since the load began (minus a margin for clock
@@ -36,11 +36,15 @@ ATTEMPTS = 5
 LOAD_REFRESH = "-1"
 LIVE_REFRESH = "1s"
 
+# In primary key order, (chat_id, number): each batch is the next range of the table.  STRAIGHT_JOIN
+# keeps messages the driving table; left to itself, the optimizer starts from the small tables and
+# sorts every message for each batch (0.8 s a batch on 460,000 messages, against 24 ms).
 ROWS = text(
-    "SELECT m.id, a.token, c.number AS chat_number, m.number, m.body, m.version, "
+    "SELECT STRAIGHT_JOIN m.chat_id, a.token, c.number AS chat_number, m.number, m.body, m.version, "
     "m.created_at, m.updated_at "
     "FROM messages m JOIN chats c ON c.id = m.chat_id JOIN applications a ON a.id = c.application_id "
-    "WHERE m.id > :after AND m.updated_at >= :since ORDER BY m.id LIMIT :batch"
+    "WHERE (m.chat_id > :chat_id OR (m.chat_id = :chat_id AND m.number > :number)) AND m.updated_at >= :since "
+    "ORDER BY m.chat_id, m.number LIMIT :batch"
 )
 
 
@@ -50,18 +54,18 @@ class ReindexFailed(RuntimeError):
 
 def documents(engine: Engine, batch: int, since=None) -> Iterator[list[MessageDocument]]:
     """Every message (changed since ``since``), in batches, as search documents."""
-    after = 0
+    after = {"chat_id": 0, "number": 0}
     floor = since or datetime(1970, 1, 1)
     while True:
         with engine.connect() as conn:
-            rows = conn.execute(ROWS, {"after": after, "since": floor, "batch": batch}).all()
+            rows = conn.execute(ROWS, {**after, "since": floor, "batch": batch}).all()
         if not rows:
             return
         yield [
             MessageDocument(r.token, r.chat_number, r.number, r.body, r.version, r.created_at, r.updated_at)
             for r in rows
         ]
-        after = rows[-1].id
+        after = {"chat_id": rows[-1].chat_id, "number": rows[-1].number}
 
 
 def _index(search: ElasticsearchSearch, docs: list[MessageDocument], target: str):

@@ -139,3 +139,17 @@ def test_reindex_catches_up_edits_made_during_the_load_and_cleans_orphans(engine
     doc = es_double.document(alias, f"{token}:3:5")
     assert (doc.version, doc.source["body"]) == (2, "edited gamma")
     assert not any(name.endswith("19990101000000000000") for name in es_double.index_names())
+
+
+def test_each_load_batch_reads_the_next_range_of_messages_without_sorting(engine, clean):
+    """The load's query drives from messages, in primary key order: a batch costs its own rows,
+    not a sort of the whole table (which the optimizer chose when left to itself)."""
+    from chatsys.search.reindex import ROWS
+
+    seed_rows(engine, messages=2000)
+    with engine.connect() as conn:
+        params = {"chat_id": 1, "number": 5, "since": "1970-01-01", "batch": 500}
+        plan = conn.execute(text(f"EXPLAIN {ROWS.text}"), params).mappings().all()
+    first = plan[0]
+    assert (first["table"], first["type"], first["key"]) == ("m", "range", "PRIMARY")
+    assert not any("filesort" in (row["Extra"] or "") for row in plan)
