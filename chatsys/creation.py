@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable
 from functools import cache
 from types import SimpleNamespace
@@ -39,19 +38,17 @@ class IdempotencyRace(Exception):
 mark_error_retryable(IdempotencyRace)
 
 INSERT_KEY = insert(IdempotencyKey.__table__)
-# MySQL's ER_DUP_ENTRY: "Duplicate entry '7-12' for key 'uq_chats_application_id_number'" (MariaDB)
-# or "... for key 'chats.uq_chats_application_id_number'" (MySQL 8).
+# MySQL's ER_DUP_ENTRY.  Each INSERT of a create can break one unique key only, so the code alone
+# says which: the row's (parent, number), since its id is the server's AUTO_INCREMENT, or the
+# idempotency record's primary key.  Not the key's name: it changed when (chat_id, number) became
+# the messages' primary key (an old name during a deploy must not turn a reseed into a 500), and
+# the message around it is in the server's language.
 DUPLICATE_ENTRY = 1062
-_DUPLICATE_KEY = re.compile(r"for key '(?:[^'.]+\.)?([^'.]+)'")
 
 
-def duplicate_key(exc: IntegrityError) -> str | None:
-    """The name of the unique key that ``exc`` says was violated, or None for another error."""
+def is_duplicate(exc: IntegrityError) -> bool:
     args = getattr(exc.orig, "args", ())
-    if len(args) < 2 or args[0] != DUPLICATE_ENTRY:
-        return None
-    match = _DUPLICATE_KEY.search(str(args[1]))
-    return match.group(1) if match else None
+    return bool(args) and args[0] == DUPLICATE_ENTRY
 
 
 @cache
@@ -98,7 +95,7 @@ def create_numbered(
         # lastrowid: the AUTO_INCREMENT id, which is not the primary key of every model (messages).
         row["id"] = connection.execute(insert_row(model), row).lastrowid
     except IntegrityError as exc:
-        if duplicate_key(exc) == sequence.unique_constraint:
+        if is_duplicate(exc):
             allocator.reseed(sequence)
             raise NumberConflict(f"{sequence.kind} number {number} already taken") from exc
         raise
@@ -116,7 +113,7 @@ def create_numbered(
                 },
             )
         except IntegrityError as exc:
-            if duplicate_key(exc) == "PRIMARY":
+            if is_duplicate(exc):
                 raise IdempotencyRace(key) from exc
             raise
     created = SimpleNamespace(**row)

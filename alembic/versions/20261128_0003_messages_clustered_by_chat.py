@@ -9,6 +9,15 @@ messages by it.  See docs/decisions.md, "Messages are stored by chat".
 The change rebuilds the table in place with concurrent reads and writes allowed (InnoDB can change
 a primary key online, and the foreign key on chat_id keeps an index that starts with chat_id at
 every moment); ALGORITHM/LOCK make the server refuse rather than lock the table if it cannot.
+It still takes the table's metadata lock for a moment at its start and end, and writes queue
+behind it while it waits for that lock: a long transaction that has read messages would stall
+them all, so the wait is bounded (LOCK_WAIT seconds, then the migration fails and can be run
+again).  Writes made during the rebuild are logged for replay, up to
+``innodb_online_alter_log_max_size`` (the ALTER fails past it): run it off-peak on a busy table.
+
+Deploy this revision's code before migrating (either order works with it): a create tells a taken
+number by the error code, while older code looked for the key name ``uq_messages_chat_id_number``
+and answers a taken message number with a 500 once the key is ``PRIMARY``.
 
 Revision ID: 0003
 Revises: 0002
@@ -22,8 +31,11 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
+LOCK_WAIT = 10
+
 
 def upgrade() -> None:
+    op.execute(f"SET SESSION lock_wait_timeout = {LOCK_WAIT}")
     op.execute(
         "ALTER TABLE messages DROP PRIMARY KEY, ADD CONSTRAINT pk_messages PRIMARY KEY (chat_id, number), "
         "DROP INDEX uq_messages_chat_id_number, ADD CONSTRAINT uq_messages_id UNIQUE (id), "
@@ -32,6 +44,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute(f"SET SESSION lock_wait_timeout = {LOCK_WAIT}")
     op.execute(
         "ALTER TABLE messages DROP PRIMARY KEY, ADD CONSTRAINT pk_messages PRIMARY KEY (id), "
         "DROP INDEX uq_messages_id, ADD CONSTRAINT uq_messages_chat_id_number UNIQUE (chat_id, number), "

@@ -62,18 +62,17 @@ class Sequence:
     parent_id: int
     table: str
     parent_column: str
-    unique_constraint: str  # the name MySQL gives in a duplicate-key error on (parent, number)
 
     def key(self, prefix: str) -> str:
         return f"{prefix}:seq:{self.kind}:{self.parent_id}"
 
 
 def chat_sequence(application_id: int) -> Sequence:
-    return Sequence("chat", application_id, "chats", "application_id", "uq_chats_application_id_number")
+    return Sequence("chat", application_id, "chats", "application_id")
 
 
 def message_sequence(chat_id: int) -> Sequence:
-    return Sequence("message", chat_id, "messages", "chat_id", "PRIMARY")
+    return Sequence("message", chat_id, "messages", "chat_id")
 
 
 class NumberConflict(Exception):

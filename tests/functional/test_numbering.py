@@ -109,9 +109,25 @@ def test_counter_below_database_maximum_is_repaired(testapp, engine, redis_clien
     assert numbers(engine, "SELECT number FROM messages") == list(range(1, 12))
 
 
+def test_a_taken_number_is_repaired_for_a_create_with_an_idempotency_key(testapp, engine, redis_client, settings):
+    """The number's duplicate is told from a concurrent Idempotency-Key's (both are a duplicate
+    primary key to MySQL since messages are keyed by (chat_id, number)): reseed, not replay."""
+    token = create_application(testapp)["app_token"]
+    create_chat(testapp, token)
+    url = f"/applications/{token}/chats/1/messages"
+    for _ in range(10):
+        testapp.post_json(url, {"body": "x"}, status=201)
+    redis_client.set(message_key(engine, settings), 2)
+
+    reply = testapp.post_json(url, {"body": "y"}, headers={"Idempotency-Key": "k-1"}, status=201)
+    assert reply.json["message_number"] == 11
+    again = testapp.post_json(url, {"body": "y"}, headers={"Idempotency-Key": "k-1"}, status=201)
+    assert (again.json["message_number"], again.headers["Idempotent-Replayed"]) == (11, "true")
+    assert numbers(engine, "SELECT number FROM messages") == list(range(1, 12))
+
+
 def test_chat_counter_below_database_maximum_is_repaired(testapp, engine, redis_client, settings):
-    """The same for chats, whose duplicate numbers MySQL reports under a named UNIQUE key (messages:
-    under their primary key)."""
+    """The same for chats, whose (application_id, number) is a UNIQUE key, not the primary key."""
     token = create_application(testapp)["app_token"]
     for _ in range(5):
         create_chat(testapp, token)
