@@ -1,9 +1,9 @@
 """Messages are stored in (chat_id, number) order: that pair becomes the primary key.
 
-InnoDB keeps a table's rows in its primary key's order.  Every read of messages is within one chat
-(a page, one message, a search), and with ``id`` as the key a chat's rows were spread over the
-table in insertion order, reached through the (chat_id, number) index and one more B-tree lookup
-per row.  ``id`` stays, AUTO_INCREMENT and UNIQUE: events carry it and the counters consumer flags
+InnoDB keeps a table's rows in its primary key's order.  Every read the API makes of messages is
+within one chat (a page, one message, a search), and with ``id`` as the key a chat's rows were
+spread over the table in insertion order, reached through the (chat_id, number) index and one
+more B-tree lookup per row.  ``id`` stays, AUTO_INCREMENT and UNIQUE: events carry it and the counters consumer flags
 messages by it.  See docs/decisions.md, "Messages are stored by chat".
 
 The change rebuilds the table in place with concurrent reads and writes allowed (InnoDB can change

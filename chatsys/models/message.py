@@ -1,9 +1,9 @@
 """A message, numbered 1, 2, 3… within its chat; ``version`` rises by one on every edit.
 
 The primary key is (chat_id, number), so InnoDB stores a chat's messages together and in order:
-every read the API makes is within one chat.  ``id`` is a unique AUTO_INCREMENT surrogate that events carry and
-the counters consumer flags messages by; clients never see it.  (docs/decisions.md, "Messages are
-stored by chat".)
+every read the API makes is within one chat.  ``id`` is a unique AUTO_INCREMENT surrogate that
+events carry and the counters consumer flags messages by; clients never see it.
+(docs/decisions.md, "Messages are stored by chat".)
 """
 
 from datetime import datetime
