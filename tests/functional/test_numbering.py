@@ -96,14 +96,20 @@ def test_flushall_mid_stream_loses_nothing_and_repeats_nothing(testapp, two_serv
     assert after > max(stored)
 
 
-def test_counter_below_database_maximum_is_repaired(testapp, engine, redis_client, settings):
-    """As after a failover to a lagging replica: Redis says 2 while MySQL has 10."""
+def lagging_counter(testapp, engine, redis_client, settings) -> str:
+    """A chat with messages 1…10 whose Redis counter says 2; returns its messages URL."""
     token = create_application(testapp)["app_token"]
     create_chat(testapp, token)
     url = f"/applications/{token}/chats/1/messages"
     for _ in range(10):
         testapp.post_json(url, {"body": "x"}, status=201)
     redis_client.set(message_key(engine, settings), 2)
+    return url
+
+
+def test_counter_below_database_maximum_is_repaired(testapp, engine, redis_client, settings):
+    """As after a failover to a lagging replica: Redis says 2 while MySQL has 10."""
+    url = lagging_counter(testapp, engine, redis_client, settings)
 
     assert testapp.post_json(url, {"body": "y"}, status=201).json["message_number"] == 11
     assert numbers(engine, "SELECT number FROM messages") == list(range(1, 12))
@@ -112,12 +118,7 @@ def test_counter_below_database_maximum_is_repaired(testapp, engine, redis_clien
 def test_a_taken_number_is_repaired_for_a_create_with_an_idempotency_key(testapp, engine, redis_client, settings):
     """The number's duplicate is told from a concurrent Idempotency-Key's (both are a duplicate
     primary key to MySQL since messages are keyed by (chat_id, number)): reseed, not replay."""
-    token = create_application(testapp)["app_token"]
-    create_chat(testapp, token)
-    url = f"/applications/{token}/chats/1/messages"
-    for _ in range(10):
-        testapp.post_json(url, {"body": "x"}, status=201)
-    redis_client.set(message_key(engine, settings), 2)
+    url = lagging_counter(testapp, engine, redis_client, settings)
 
     reply = testapp.post_json(url, {"body": "y"}, headers={"Idempotency-Key": "k-1"}, status=201)
     assert reply.json["message_number"] == 11
