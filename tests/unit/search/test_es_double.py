@@ -20,6 +20,7 @@ from elasticsearch import (
 
 from chatsys.search.mapping import index_body
 from tests.support.es_double import ElasticsearchDouble
+from tests.support.es_engine import Analyzer, build_analyzers
 
 SIMPLE = {
     "mappings": {
@@ -425,6 +426,18 @@ def test_trigram_phrases_match_substrings_within_words(es_client: Elasticsearch)
     hits = es_client.search(index="chat", query={"match_phrase": {"body.trigram": "abcd"}}, sort=["message_number"])
 
     assert [hit["_id"] for hit in hits["hits"]["hits"]] == ["2", "3"]
+
+
+@pytest.mark.parametrize("text", ["Don't PANIC: 42 towels_v2.", "MiXeD-case 3.14 e.g. snake_CASE", "x", "   "])
+def test_ascii_text_is_analysed_as_if_each_term_were_filtered(text: str) -> None:
+    """The analyzers' shortcut for ASCII text (filter the whole text once, then slice the terms
+    out of it) gives exactly the tokens that filtering each term on its own gives."""
+    analyzers = build_analyzers(index_body("chat")["settings"]["analysis"], max_ngram_diff=1)
+    assert [t.term for t in analyzers["chatsys_trigram"].analyze("ABCd")] == ["abc", "bcd"]
+    for name, analyzer in analyzers.items():
+        # Wrapped filters are not known to map one character to one: they take the long way.
+        term_by_term = Analyzer(name, analyzer.tokenizer, tuple(lambda t, f=f: f(t) for f in analyzer.filters))
+        assert analyzer.analyze(text, 3) == term_by_term.analyze(text, 3), name
 
 
 def test_highlights(es_client: Elasticsearch) -> None:
