@@ -1,0 +1,34 @@
+"""The harness's own connections to the local services."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import make_url
+
+from bench.services import mysql_connect
+
+pytestmark = pytest.mark.bench
+
+
+def test_mysql_connections_ask_for_tls_only_when_the_url_does(settings):
+    """PyMySQL left alone prepares TLS on every connection, building an SSL context from the
+    system's CA bundle (~36 ms of CPU). The harness's service watch connects once a second
+    while the workloads run, so that CPU came out of every measured figure."""
+    url = make_url(settings["sqlalchemy.url"])
+    plain = mysql_connect(url.render_as_string(hide_password=False))
+    try:
+        with plain.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+        assert plain.ssl is False
+    finally:
+        plain.close()
+
+    # With TLS in the URL the harness leaves PyMySQL's own choice alone (a server with TLS
+    # disabled, as here, is then still reached in plain text: PyMySQL falls back).
+    asked = url.update_query_dict({"ssl_verify_cert": "false"}).render_as_string(hide_password=False)
+    tls = mysql_connect(asked)
+    try:
+        assert tls.ssl is True
+    finally:
+        tls.close()
