@@ -177,8 +177,9 @@ BUILTIN_TOKENIZERS: dict[str, Tokenizer] = {
     "whitespace": _whitespace_tokenizer,
 }
 BUILTIN_FILTERS: dict[str, Callable[[str], str]] = {"lowercase": str.lower, "asciifolding": ascii_fold}
-# Filters that map each character of ASCII text to exactly one character.
-_ONE_FOR_ONE_ON_ASCII = frozenset(BUILTIN_FILTERS.values())
+# Filters that map each character of ASCII text to exactly one character, named one by one: a
+# filter added to BUILTIN_FILTERS later (trim, stop, a stemmer) must not join the shortcut.
+_ONE_FOR_ONE_ON_ASCII = frozenset({str.lower, ascii_fold})
 
 
 @dataclass(frozen=True)
@@ -311,7 +312,7 @@ def _build_tokenizer(name: str, config: Mapping[str, Any], max_ngram_diff: int) 
                 "symbol, whitespace]",
             )
     # A pure function of one character, asked for every character of every indexed text.
-    is_token_char = functools.cache(lambda c: any(m(c) for m in matchers)) if matchers else None
+    is_token_char = functools.lru_cache(maxsize=4096)(lambda c: any(m(c) for m in matchers)) if matchers else None
     return _ngram_tokenizer(min_gram, max_gram, kind == "edge_ngram", is_token_char)
 
 
