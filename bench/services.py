@@ -38,9 +38,11 @@ class ServiceDown(RuntimeError):
 def mysql_connect(url: str, database: bool = True, timeout: float = 3.0, **kwargs) -> pymysql.Connection:
     """A PyMySQL connection from a ``mysql+pymysql://`` URL (the database optional)."""
     parsed = make_url(url)
-    # No TLS unless the URL asks for it, as chatsys.db.connect_args does: PyMySQL would otherwise
-    # build an SSL context from the system's CA bundle for every connection, about 36 ms of CPU,
-    # and the service watch connects once a second while the workloads run.
+    # No TLS unless the URL names ssl options, like chatsys.db.connect_args with db.tls = off:
+    # PyMySQL would otherwise build an SSL context from the system's CA bundle for every
+    # connection, about 36 ms of CPU, and the service watch connects once a second while the
+    # workloads run.  (This helper does not pass the URL's ssl options on: with them, PyMySQL
+    # keeps its own default, TLS when the server offers it, as before.)
     if not any(key.startswith("ssl") for key in parsed.query):
         kwargs.setdefault("ssl_disabled", True)
     return pymysql.connect(

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import make_url
 
 from bench.services import mysql_connect
-
-pytestmark = pytest.mark.bench
 
 
 def test_mysql_connections_ask_for_tls_only_when_the_url_does(settings):
@@ -24,8 +21,9 @@ def test_mysql_connections_ask_for_tls_only_when_the_url_does(settings):
     finally:
         plain.close()
 
-    # With TLS in the URL the harness leaves PyMySQL's own choice alone (a server with TLS
-    # disabled, as here, is then still reached in plain text: PyMySQL falls back).
+    # With ssl options in the URL the harness does not turn TLS off: PyMySQL keeps its default,
+    # TLS when the server offers it (this server does not, so the connection falls back to plain
+    # text; PyMySQL's flag says what it was set to try).
     asked = url.update_query_dict({"ssl_verify_cert": "false"}).render_as_string(hide_password=False)
     tls = mysql_connect(asked)
     try:
