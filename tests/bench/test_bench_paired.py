@@ -4,7 +4,6 @@ run, two sides (here the same checkout twice), a ratio per round, and the seed d
 from __future__ import annotations
 
 import configparser
-import importlib.util
 import os
 import re
 import subprocess
@@ -27,14 +26,9 @@ def run(argv: list[str], env: dict[str, str]) -> str:
 
 
 @pytest.mark.timeout(600)
-def test_two_sides_are_measured_in_turns_and_the_seed_is_dropped(tmp_path):
+def test_two_sides_are_measured_in_turns_and_the_seed_is_dropped(tmp_path, bench_extra):
     name = f"chatsys_bench_paired_{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHATSYS_")}
-    if importlib.util.find_spec("psutil") is None:
-        # The bench extra (psutil, …) is not in the test install: make installs it, as for the
-        # smoke test.  Only then: in a git worktree that shares another checkout's venv, make
-        # would also re-point that venv's editable install at the worktree.
-        run(["make", "--no-print-directory", "bench-install"], env)
     seed = tmp_path / "seed"
     skip = [arg for w in ("W1", "W3", "W4", "W5") for arg in ("--skip", w)]
     run([sys.executable, "-m", "bench", "--quick", "--keep-db", "--name", name, "--out", str(seed), *skip], env)

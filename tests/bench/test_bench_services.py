@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import make_url
 
-from bench.services import mysql_connect
 
-
-def test_mysql_connections_ask_for_tls_only_when_the_url_does(settings):
+def test_mysql_connections_ask_for_tls_only_when_the_url_does(settings, bench_extra):
     """PyMySQL left alone prepares TLS on every connection, building an SSL context from the
     system's CA bundle (~36 ms of CPU). The harness's service watch connects once a second
     while the workloads run, so that CPU came out of every measured figure."""
+    from bench.services import mysql_connect  # needs the bench extra (psutil)
+
     url = make_url(settings["sqlalchemy.url"])
     plain = mysql_connect(url.render_as_string(hide_password=False))
     try:
