@@ -7,12 +7,13 @@ later).  The cache saves two indexed SELECTs on every message create and read.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from chatsys.db import Reader
@@ -22,6 +23,9 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 MAX_TOKEN_LENGTH = 64
+# What ``secrets.token_urlsafe`` generates.  Anything else names no application, without a query.
+TOKEN_SHAPE = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_TOKEN_LENGTH}}}")
+APPLICATION_BY_TOKEN = select(Application.id, Application.token).where(Application.token == bindparam("token"))
 
 
 @dataclass(frozen=True)
@@ -72,14 +76,15 @@ class Lookups:
         self.chats: BoundedCache[tuple[int, int], ChatRef] = BoundedCache(cache_size)
 
     def application(self, dbsession: Session | Reader, token: str) -> ApplicationRef | None:
-        if not token or len(token) > MAX_TOKEN_LENGTH:
+        if not TOKEN_SHAPE.fullmatch(token):
             return None
         ref = self.applications.get(token)
         if ref is None:
-            app_id = dbsession.execute(select(Application.id).where(Application.token == token)).scalar_one_or_none()
-            if app_id is None:
+            row = dbsession.execute(APPLICATION_BY_TOKEN, {"token": token}).one_or_none()
+            if row is None:
                 return None
-            ref = ApplicationRef(app_id, token)
+            # The stored spelling: it becomes the events' keys and Elasticsearch's chat key.
+            ref = ApplicationRef(row.id, row.token)
             self.applications.put(token, ref)
         return ref
 

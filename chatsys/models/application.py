@@ -13,7 +13,8 @@ class Application(Base):
     __table_args__ = TABLE_OPTIONS
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    token: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    # Compared byte for byte: a token in another case or with trailing spaces is not this one.
+    token: Mapped[str] = mapped_column(String(64, collation="utf8mb4_bin"), nullable=False, unique=True)
     name: Mapped[str] = mapped_column(String(255), nullable=False)
     chats_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     created_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)

@@ -4,7 +4,7 @@ import re
 
 from sqlalchemy import text
 
-from tests.support.api import create_application
+from tests.support.api import chat_url, create_application, create_chat, create_message, messages_url
 
 FIELDS = {"app_token", "name", "chats_count", "created_at", "updated_at"}
 
@@ -40,6 +40,35 @@ def test_unknown_token_is_404(testapp):
     res = testapp.get("/applications/nope", status=404)
     assert res.json["error"]["code"] == "not_found"
     testapp.patch_json("/applications/nope", {"name": "x"}, status=404)
+
+
+def spellings_of(token: str) -> list[str]:
+    """Near misses of a token that a case- or pad-insensitive comparison would take for it."""
+    cases = [token.swapcase(), token.lower(), token.upper()]
+    return cases + [f"{token}%20", f"{token}%20%20", f"%20{token}", f"{token}%09"]
+
+
+def test_a_token_matches_only_as_generated(testapp, engine):
+    token = create_application(testapp)["app_token"]
+    assert token.swapcase() != token
+    create_chat(testapp, token)
+    create_message(testapp, token, 1, "hello")
+    for other in spellings_of(token):
+        assert testapp.get(f"/applications/{other}", status=404).json["error"]["code"] == "not_found"
+        testapp.post_json(f"/applications/{other}/chats", {"name": "x"}, status=404)
+        testapp.get(chat_url(other, 1), status=404)
+        testapp.post_json(messages_url(other, 1), {"body": "through a variant"}, status=404)
+        testapp.get(f"{messages_url(other, 1)}/1", status=404)
+        testapp.get(f"{messages_url(other, 1)}/search", {"q": "hello"}, status=404)
+    for other in (token.swapcase(), f"{token} ", f"{token}\t"):
+        testapp.post_json("/chats", {"name": "x", "app_token": other}, status=404)
+        testapp.post_json("/messages", {"body": "x", "chat_number": 1, "app_token": other}, status=404)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM chats")).scalar() == 1
+        assert conn.execute(text("SELECT COUNT(*) FROM messages")).scalar() == 1
+        keys = conn.execute(text("SELECT aggregate_key FROM outbox_events")).scalars().all()
+    # Every event names the application by its token exactly as generated.
+    assert keys and all(key.startswith(f"{token}:") for key in keys)
 
 
 def test_unicode_name_round_trips(testapp):
