@@ -35,6 +35,7 @@ import os
 import threading
 import time
 from collections import deque
+from urllib.parse import quote
 
 from prometheus_client import Counter
 
@@ -59,6 +60,17 @@ def configure(interval: float) -> None:
     """Seconds between writes (``chatsys.access_log_interval``), from the app's settings."""
     global INTERVAL
     INTERVAL = interval
+
+
+def path_of(request) -> str:
+    """The request's path for a log line.  One that is not UTF-8 once percent-decoded (which
+    ``request.path`` cannot decode) is shown percent-encoded, byte by byte."""
+    try:
+        return request.path
+    except UnicodeDecodeError:
+        environ = request.environ
+        raw = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        return quote(raw.encode("latin-1", "replace"), safe="/")
 
 
 def record(method: str, path: str, route: str, status: int, ms: float) -> None:

@@ -32,6 +32,12 @@ class MalformedJSON(ChatsysError):
     message = "The request body is not valid JSON."
 
 
+class MalformedURL(ChatsysError):
+    status = 400
+    code = "malformed_url"
+    message = "The path or query string is not valid UTF-8 once percent-decoded."
+
+
 class NotFound(ChatsysError):
     status = 404
     code = "not_found"

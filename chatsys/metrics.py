@@ -76,7 +76,7 @@ def metrics_tween_factory(handler, registry):
             elapsed = time.perf_counter() - start
             route = request.matched_route.name if request.matched_route else "unmatched"
             REQUEST_SECONDS.labels(route, request.method, f"{status // 100}xx").observe(elapsed)
-            accesslog.record(request.method, request.path, route, status, elapsed * 1000)
+            accesslog.record(request.method, accesslog.path_of(request), route, status, elapsed * 1000)
 
     return tween
 

@@ -7,6 +7,7 @@ hosts) is ever put in a response; unexpected errors are logged with the request 
 
 import logging
 import uuid
+from urllib.parse import unquote_to_bytes
 
 import redis.exceptions
 import sqlalchemy.exc
@@ -14,7 +15,8 @@ from pyramid.exceptions import PredicateMismatch
 from pyramid.httpexceptions import HTTPException, HTTPNotFound
 from pyramid.view import exception_view_config, notfound_view_config
 
-from chatsys.errors import ChatsysError, MethodNotAllowed, NotFound, ServiceUnavailable
+from chatsys.accesslog import path_of
+from chatsys.errors import ChatsysError, MalformedURL, MethodNotAllowed, NotFound, ServiceUnavailable
 from chatsys.numbering import NumberConflict
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,7 @@ def http_error(exc, request):
 
 
 def unavailable(exc, request):
-    log.warning("dependency unavailable on %s %s: %s", request.method, request.path, exc.__class__.__name__)
+    log.warning("dependency unavailable on %s %s: %s", request.method, path_of(request), exc.__class__.__name__)
     return render(request, ServiceUnavailable())
 
 
@@ -94,5 +96,24 @@ for _kind in UNAVAILABLE:
 @exception_view_config(Exception)
 def internal_error(exc, request):
     incident = uuid.uuid4().hex
-    log.exception("unhandled error %s on %s %s", incident, request.method, request.path)
+    log.exception("unhandled error %s on %s %s", incident, request.method, path_of(request))
     return render(request, ChatsysError("Internal server error.", details={"incident": incident}))
+
+
+def url_is_utf8(environ) -> bool:
+    """Whether the path (which the server has percent-decoded) and the query string are UTF-8."""
+    try:
+        environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+        unquote_to_bytes(environ.get("QUERY_STRING", "")).decode("utf-8")
+    except UnicodeError:
+        return False
+    return True
+
+
+@exception_view_config(UnicodeDecodeError)
+def undecodable(exc, request):
+    """Routing (``URLDecodeError``) or reading the query fails on a URL that is not UTF-8: the
+    client's mistake, so 400.  Any other decoding error is the service's own: 500."""
+    if url_is_utf8(request.environ):
+        return internal_error(exc, request)
+    return render(request, MalformedURL())

@@ -1,8 +1,11 @@
 """Every error has one JSON shape and the right status, and changes nothing."""
 
 import pytest
+import webtest
 from sqlalchemy import text
 
+from chatsys import accesslog
+from tests.conftest import make_app
 from tests.support.api import create_application, create_chat, create_message
 
 JSON = "application/json"
@@ -128,3 +131,46 @@ def test_idempotency_key_header_is_validated(testapp, engine, chat):
     )
     assert error_of(res)["details"][0]["field"] == "Idempotency-Key"
     assert snapshot(engine) == before
+
+
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/applications/%ff"),
+        ("GET", "/applications/%C3"),
+        ("PATCH", "/applications/{t}%ff"),
+        ("GET", "/applications/{t}/chats/1/messages/%ff"),
+        ("POST", "/applications/{t}/chats/1/messages/%e9t%e9"),
+        ("GET", "/applications/{t}/chats/1/messages?limit=%ff"),
+        ("GET", "/applications/{t}/chats/1/messages/search?q=%ff"),
+        ("GET", "/applications/{t}/chats/1/messages/search?q=wor%C3"),
+        ("GET", "/chats/{t}/1/search/%ff"),
+    ],
+)
+def test_a_url_that_is_not_utf8_is_a_400_and_no_incident(testapp, engine, chat, caplog, method, path):
+    before = snapshot(engine)
+    res = testapp.request(path.replace("{t}", chat), method=method, status=400, expect_errors=True)
+    assert error_of(res)["code"] == "malformed_url"
+    assert snapshot(engine) == before
+    # Not an unhandled error: nothing logged at ERROR, no traceback.
+    assert [r for r in caplog.records if r.levelno >= 40] == []
+
+
+def test_a_decoding_error_of_the_service_is_still_a_500(settings, clean, monkeypatch, caplog):
+    from chatsys.views import applications
+
+    def broken():
+        return b"\xff".decode("utf-8")
+
+    monkeypatch.setattr(applications, "new_token", broken)
+    res = webtest.TestApp(make_app(settings)).post_json("/applications", {"name": "x"}, status=500)
+    assert res.json["error"]["code"] == "internal_error"
+    assert any(r.levelno >= 40 and r.exc_info for r in caplog.records)
+
+
+def test_the_access_log_shows_an_undecodable_path_percent_encoded(testapp, caplog):
+    with caplog.at_level("INFO", logger="chatsys.access"):
+        testapp.get("/applications/%ffab%C3", status=400)
+        accesslog.flush(timeout=5)
+    lines = [r.getMessage() for r in caplog.records if r.name == "chatsys.access"]
+    assert any(line.startswith("GET /applications/%FFab%C3 ") and "status=400" in line for line in lines), lines

@@ -8,6 +8,7 @@ import re
 
 import webtest
 
+from chatsys.accesslog import path_of
 from tests.support.openapi import check_response
 
 LEAKS = re.compile(r"Traceback|File \"/|sqlalchemy|pymysql|\bSELECT\b|\bINSERT INTO\b|\bUPDATE \w+ SET\b", re.I)
@@ -32,8 +33,11 @@ class CheckedTestApp(webtest.TestApp):
         response = super().do_request(req, status=status, expect_errors=expect_errors)
         if response.status_int == 204 or req.method == "HEAD":
             return response
-        check_response(req.method, req.url, response.status_int, response.content_type, response.body)
-        if response.content_type == "application/json" and not req.path.startswith("/openapi"):
+        # The path as sent, percent-encoded: ``req.url`` cannot decode a path that is not UTF-8.
+        path, query = path_of(req), req.environ.get("QUERY_STRING")
+        url = f"{path}?{query}" if query else path
+        check_response(req.method, url, response.status_int, response.content_type, response.body)
+        if response.content_type == "application/json" and not path.startswith("/openapi"):
             text = response.body.decode("utf-8")
             assert not LEAKS.search(text), f"internal detail in a response: {text[:500]}"
             assert not internal_keys(json.loads(text)), f"database id in a response: {text[:500]}"
