@@ -92,6 +92,28 @@ def unavailable(exc, request):
 for _kind in UNAVAILABLE:
     unavailable = exception_view_config(_kind)(unavailable)
 
+# Redis answering but refusing for now: at its memory limit under ``noeviction``, a replica
+# after a failover, a failed disk write (MISCONF), a long script (BUSY), too few replicas.
+# redis-py gives some their own classes; the others arrive as a plain ResponseError.
+REDIS_REFUSALS = (
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+)
+REDIS_REFUSAL_CODES = ("MISCONF ", "BUSY ", "NOREPLICAS ", "MASTERDOWN ", "LOADING ")
+
+
+def redis_refused(exc: redis.exceptions.ResponseError) -> bool:
+    return isinstance(exc, REDIS_REFUSALS) or str(exc).startswith(REDIS_REFUSAL_CODES)
+
+
+@exception_view_config(redis.exceptions.ResponseError)
+def redis_error(exc, request):
+    if redis_refused(exc):
+        return unavailable(exc, request)
+    return internal_error(exc, request)
+
 
 @exception_view_config(Exception)
 def internal_error(exc, request):

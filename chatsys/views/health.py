@@ -9,6 +9,8 @@ from chatsys.redis import get_redis
 
 log = logging.getLogger(__name__)
 
+READYZ_KEY_TTL_MS = 60_000
+
 
 @view_config(route_name="health", request_method="GET", renderer="json")
 def health(request):
@@ -29,11 +31,18 @@ def _mysql(request):
         conn.execute(text("SELECT 1"))
 
 
+def _redis(request):
+    """A write, not a PING: a Redis at its memory limit, or a replica after a failover, answers
+    PING but refuses the allocator's writes."""
+    key = f"{request.registry.settings['redis.key_prefix']}:readyz"
+    get_redis(request.registry).set(key, b"1", px=READYZ_KEY_TTL_MS)
+
+
 @view_config(route_name="ready", request_method="GET", renderer="json")
 def ready(request):
     checks: dict[str, str] = {}
     _check("mysql", lambda: _mysql(request), checks)
-    _check("redis", lambda: get_redis(request.registry).ping(), checks)
+    _check("redis", lambda: _redis(request), checks)
     broker = request.registry.get("broker_probe")
     if broker is not None:
         _check("rabbitmq", broker, checks)

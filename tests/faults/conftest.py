@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import uuid
 
 import pytest
@@ -16,15 +15,10 @@ import pytest
 from tests.conftest import amqp_channel, process_overrides
 from tests.faults.harness import Report, System, WireTap
 from tests.support.db import TESTING_INI
+from tests.support.net import free_port
 from tests.support.processes import Processes, write_ini
 
 REPORTS: list[Report] = []
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ no 5xx, every response as documented, and a request that fails changes nothing i
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -13,18 +11,13 @@ from sqlalchemy import text
 from chatsys.openapi import load_spec
 from tests.conftest import process_overrides
 from tests.support.db import TABLES, TESTING_INI
+from tests.support.net import free_port
 from tests.support.processes import Processes, write_ini
 from tests.support.wait import wait_for
 
 schema = schemathesis.openapi.from_dict(load_spec())
 
 EXAMPLES = 25  # per operation: a bounded run for CI; raise it locally to dig deeper
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,15 @@
 """Probes, docs, and 503 (never a stack trace) when MySQL or Redis cannot be reached."""
 
+import subprocess
+
+import pytest
+import redis
 import webtest
+from sqlalchemy import text
 
 from tests.conftest import make_app
+from tests.support.net import free_port
+from tests.support.wait import wait_for
 from tests.support.webapp import CheckedTestApp
 
 DEAD_MYSQL = "mysql+pymysql://root@127.0.0.1:1/nowhere?charset=utf8mb4"
@@ -62,3 +69,57 @@ def test_unexpected_errors_are_500_without_internals(settings, clean, monkeypatc
     res = app.post_json("/applications", {"name": "x"}, status=500)
     assert res.json["error"]["code"] == "internal_error"
     assert "secret" not in res.text and "Traceback" not in res.text
+
+
+@pytest.fixture(params=["memory limit", "replica"])
+def refusing_redis(request, tmp_path):
+    """A Redis of the test's own that answers PING but refuses writes: at its memory limit under
+    ``noeviction`` (OOM), or a replica of an unreachable primary (READONLY).  Yields its URL and a
+    client; the refusal ends when the test sets ``maxmemory`` back to 0 or makes it a primary."""
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    try:
+        wait_for(lambda: _pings(client), timeout=10, message="redis-server up")
+        if request.param == "memory limit":
+            client.config_set("maxmemory-policy", "noeviction")
+            client.config_set("maxmemory", 1)
+        else:
+            client.replicaof("127.0.0.1", free_port())
+        yield f"redis://127.0.0.1:{port}/0", client
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _pings(client) -> bool:
+    try:
+        return client.ping()
+    except redis.exceptions.ConnectionError:
+        return False
+
+
+def test_a_redis_that_refuses_writes_is_503_and_not_ready(settings, clean, testapp, engine, refusing_redis):
+    url, server = refusing_redis
+    token = testapp.post_json("/applications", {"name": "x"}).json["app_token"]
+    testapp.post_json(f"/applications/{token}/chats", {}, status=201)
+    app = CheckedTestApp(make_app(settings, **{"redis.url": url}))
+    assert server.ping()  # it answers: only a write tells that it refuses
+    res = app.post_json(f"/applications/{token}/chats/1/messages", {"body": "x"}, status=503)
+    assert res.headers["Retry-After"] and res.json["error"]["code"] == "service_unavailable"
+    app.post_json(f"/applications/{token}/chats", {}, status=503)
+    assert app.get("/readyz", status=503).json["checks"]["redis"] == "unavailable"
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM messages")).scalar_one() == 0
+        assert conn.execute(text("SELECT COUNT(*) FROM chats")).scalar_one() == 1
+    # Once Redis takes writes again, so does the service.
+    server.config_set("maxmemory", 0)
+    server.replicaof("NO", "ONE")
+    created = app.post_json(f"/applications/{token}/chats/1/messages", {"body": "x"}, status=201)
+    assert created.json["message_number"] == 1
+    assert app.get("/readyz").json["checks"]["redis"] == "ok"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 from pathlib import Path
 
@@ -16,14 +15,9 @@ import urllib3
 
 from tests.conftest import process_overrides
 from tests.support.db import ROOT, TESTING_INI
+from tests.support.net import free_port
 from tests.support.processes import write_ini
 from tests.support.wait import wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_readme_commands_are_the_ones_tested():
