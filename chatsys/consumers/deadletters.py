@@ -88,6 +88,17 @@ def _death(properties) -> tuple[str, int]:
     return reason, sum(int(d.get("count", 1)) for d in deaths)
 
 
+# Headers the broker sets on a delivery; a copy published again starts without them.
+DELIVERY_HEADERS = ("x-delivery-count", "x-acquired-count")
+
+
+def _as_republished(properties: pika.BasicProperties) -> pika.BasicProperties:
+    headers = {k: v for k, v in (properties.headers or {}).items() if k not in DELIVERY_HEADERS}
+    copy = pika.BasicProperties(**{k: v for k, v in vars(properties).items() if k != "headers"})
+    copy.headers = headers or None
+    return copy
+
+
 class DeadLetterQueues:
     def __init__(self, parameters: pika.ConnectionParameters, topology: Topology, engine: Engine):
         self.parameters = parameters
@@ -108,15 +119,28 @@ class DeadLetterQueues:
             }
 
     def peek(self, consumer: str, limit: int = 100) -> list[DeadLetter]:
-        """Read up to ``limit`` dead letters without removing them (closing returns them)."""
+        """Read up to ``limit`` dead letters, the oldest first, without losing any.
+
+        Each one read is published again at the back of its dead queue (confirmed) and only then
+        acknowledged, so a listing moves those it shows behind the rest, in the same order.  Not
+        read and handed back, as a peek usually is: a quorum queue counts every such return as a
+        delivery (on RabbitMQ 4.0 to 4.2; from 4.3, a return by closing the channel), and dead
+        queues get the broker's default delivery limit of 20 on 4.x, past which the broker drops
+        a message.  Twenty listings would have lost every dead letter."""
         found = []
+        queue = self.topology.dead_queue(consumer)
         with self._channel() as channel:
-            for _ in range(limit):
-                method, properties, body = channel.basic_get(self.topology.dead_queue(consumer))
+            channel.confirm_delivery()
+            # Only those there now: the copies go to the back of the same queue.
+            depth = channel.queue_declare(queue, passive=True).method.message_count
+            for _ in range(min(limit, depth)):
+                method, properties, body = channel.basic_get(queue)
                 if method is None:
                     break
                 reason, deaths = _death(properties)
                 found.append(DeadLetter(consumer, properties.message_id, properties.type, reason, deaths, None, body))
+                channel.basic_publish("", queue, body, _as_republished(properties), mandatory=True)
+                channel.basic_ack(method.delivery_tag)
         errors = _errors(self.engine, consumer, [d.message_id for d in found if d.message_id])
         for d in found:
             d.error = errors.get(d.message_id or "")

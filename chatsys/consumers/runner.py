@@ -148,8 +148,13 @@ class Runner:
         for tag in tags:
             self._unsettled.pop(tag, None)
 
-    def _nack(self, tag: int) -> None:
-        self._channel.basic_nack(tag, requeue=True)
+    def _requeue(self, tag: int) -> None:
+        """Give a delivery that failed back to the queue, counted as a failed attempt.
+
+        ``basic.reject``, not ``basic.nack``: since RabbitMQ 4.3 a nack-requeue does not raise the
+        message's delivery count, so the queue's delivery limit would never dead-letter a message
+        that always fails, and it would loop forever.  A reject counts on every version."""
+        self._channel.basic_reject(tag, requeue=True)
         self._unsettled.pop(tag, None)
 
     def _sleep(self, seconds: float) -> None:
@@ -215,7 +220,7 @@ class Runner:
                 rounds += 1
                 if rounds >= self.max_rounds:
                     for event in retry:
-                        self._nack(event.delivery.tag)
+                        self._requeue(event.delivery.tag)
                     stats.add(requeued=len(retry))
                     log.warning("%s: requeued %d events that keep failing", consumer.name, len(retry))
                     return
@@ -238,7 +243,7 @@ class Runner:
                 log.exception("%s: event %s failed", consumer.name, event.event_id)
                 self._record_failure(consumer, event.delivery, f"unexpected error: {exc.__class__.__name__}")
                 self._sleep(1.0)
-                self._nack(event.delivery.tag)
+                self._requeue(event.delivery.tag)
                 self.stats[consumer.name].add(failed=1)
                 continue
             if outcome == OK:
@@ -247,7 +252,7 @@ class Runner:
             elif isinstance(outcome, Poison):
                 self._dead_letter(consumer, event.delivery, str(outcome))
             else:
-                self._nack(event.delivery.tag)
+                self._requeue(event.delivery.tag)
 
     def _dead_letter(self, consumer: Consumer, delivery: Delivery, reason: str) -> None:
         log.error("%s: dead-lettering %s: %s", consumer.name, failure_key(delivery), reason)

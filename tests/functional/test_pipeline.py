@@ -485,3 +485,52 @@ def test_a_batch_ack_never_covers_a_delivery_still_in_hand(settings, broker):
     finally:
         with amqp_channel(settings) as channel:
             channel.queue_delete(queue)
+
+
+def test_listing_dead_letters_spends_none_of_their_deliveries(settings, broker, engine):
+    """A quorum queue counts a delivery handed back as a delivery, and on RabbitMQ 4.x dead
+    queues have a default delivery limit (20): a listing that reads and hands back would, after
+    enough listings, have the broker drop every dead letter.  Listing twenty-five times must leave
+    them all, in order, with no delivery counted."""
+    from chatsys.broker import connection_parameters
+    from chatsys.consumers.deadletters import DeadLetterQueues
+
+    queue = broker.dead_queue("counters")
+    with amqp_channel(settings) as channel:
+        channel.confirm_delivery()
+        for i in range(3):
+            channel.basic_publish(
+                "", queue, b"{}", pika.BasicProperties(message_id=f"dead-{i}", delivery_mode=2, headers={"k": i})
+            )
+    queues = DeadLetterQueues(connection_parameters(settings), broker, engine)
+    for _ in range(25):
+        assert [d.message_id for d in queues.peek("counters", limit=100)] == ["dead-0", "dead-1", "dead-2"]
+    assert [d.message_id for d in queues.peek("counters", limit=2)] == ["dead-0", "dead-1"]
+    with amqp_channel(settings) as channel:
+        assert queue_depth(channel, queue) == 3
+        got = [channel.basic_get(queue, auto_ack=True)[1] for _ in range(3)]
+    assert [p.message_id for p in got] == ["dead-2", "dead-0", "dead-1"]
+    assert [p.headers["k"] for p in got] == [2, 0, 1]
+    assert [p.headers.get("x-delivery-count", 0) for p in got] == [0, 0, 0]
+
+
+def test_a_failed_delivery_goes_back_as_a_reject_that_counts(settings, broker):
+    """RabbitMQ 4.3 counts ``basic.reject(requeue=True)`` towards the delivery limit and no longer
+    ``basic.nack(requeue=True)``: the worker's retry must reject, or a message that always fails
+    is never dead-lettered and loops forever."""
+    from chatsys.consumers.runner import Runner
+
+    queue = broker.queue("counters")
+    with amqp_channel(settings) as channel:
+        channel.confirm_delivery()
+        channel.basic_publish("", queue, b"{}", pika.BasicProperties(message_id="failing", delivery_mode=2))
+        method, _, _ = channel.basic_get(queue)
+        runner = Runner(parameters=None, topology=broker, consumers=[], engine=None)
+        runner._channel, runner._unsettled = channel, {method.delivery_tag: None}
+        settled = []
+        real_reject = channel.basic_reject  # a spy: the reject still goes to the broker
+        channel.basic_reject = lambda tag, requeue=True: (settled.append((tag, requeue)), real_reject(tag, requeue))
+        runner._requeue(method.delivery_tag)
+        assert settled == [(method.delivery_tag, True)] and runner._unsettled == {}
+        method, properties, _ = channel.basic_get(queue, auto_ack=True)
+    assert method.redelivered and properties.headers["x-delivery-count"] == 1
