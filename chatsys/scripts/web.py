@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shutil
 import signal
@@ -111,10 +112,31 @@ def serve(config_uri: str, sock: socket.socket, adjustments: dict, balance: Bala
         os._exit(code)
 
 
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+
+
+def available_cpus(cpu_max: str = CGROUP_CPU_MAX) -> int:
+    """The cores this process may use: those it may be scheduled on (a container's cpuset), and no
+    more than its cgroup v2 CPU quota rounded up (``docker run --cpus``, a compose ``cpus:``).
+    ``os.cpu_count()`` sees neither: in a container limited to 2 CPUs on a 64-core host it says 64,
+    and 64 workers with a database pool each would crowd out MySQL's connection limit."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        with open(cpu_max) as handle:
+            quota, period = handle.read().split()[:2]
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max":
+        return cpus
+    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config_uri", help="the ini file, e.g. development.ini")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: cores)")
+    p.add_argument(
+        "--workers", type=int, default=available_cpus(), help="processes (default: the cores this process may use)"
+    )
     args = p.parse_args(argv)
     if args.workers < 1:
         p.error("--workers must be at least 1")
