@@ -1,5 +1,6 @@
 """Probes, docs, and 503 (never a stack trace) when MySQL or Redis cannot be reached."""
 
+import shutil
 import subprocess
 
 import pytest
@@ -76,6 +77,8 @@ def refusing_redis(request, tmp_path):
     """A Redis of the test's own that answers PING but refuses writes: at its memory limit under
     ``noeviction`` (OOM), or a replica of an unreachable primary (READONLY).  Yields its URL and a
     client; the refusal ends when the test sets ``maxmemory`` back to 0 or makes it a primary."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server on PATH to start a Redis of its own (not in the compose test image)")
     port = free_port()
     server = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
