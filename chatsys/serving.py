@@ -30,15 +30,42 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, TcpWSGIServer, create_server
+from waitress.task import ErrorTask
 
 from chatsys.balance import Balance
+
+# What waitress answers itself, before the application sees a request, in the service's codes.
+SERVER_ERROR_CODES = {
+    400: "malformed_request",
+    413: "payload_too_large",
+    431: "request_header_fields_too_large",
+    501: "not_implemented",
+}
+
+
+class JSONErrorTask(ErrorTask):
+    """waitress's own error answers (a request line it cannot parse, a body over
+    ``max_request_body_size``, headers over ``max_request_header_size``) in the service's one
+    error shape, ``{"error": {"code", "message"}}``, instead of waitress's plain text."""
+
+    def execute(self):
+        error = self.request.error
+        code = SERVER_ERROR_CODES.get(error.code, "internal_error")
+        body = orjson.dumps({"error": {"code": code, "message": f"{error.reason}."}})
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
 
 
 class Channel(HTTPChannel):
     draining = False  # set by drain(): the worker is stopping, read no further requests
+    error_task_class = JSONErrorTask
 
     def readable(self):
         return not self.draining and super().readable()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -228,3 +229,41 @@ def test_above_the_high_watermark_the_loop_drains_even_while_the_lock_is_held(bu
     channel = busy_channel(Channel, WATERMARK + 1)
     with held_by_another_thread(channel.outbuf_lock):
         assert channel.writable()
+
+
+def exchange(port: int, request: bytes) -> tuple[bytes, bytes]:
+    """Send raw bytes; the whole answer (waitress closes after its own errors), head and body."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(30)
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(request)
+        data = bytearray()
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    return head, body
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status, code",
+    [
+        (b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 2000\r\n\r\n" + b"x" * 2000, 413, "payload_too_large"),
+        (b"GET /x HTTP/1.1\r\nHost: t\r\nX-Big: " + b"y" * 2000 + b"\r\n\r\n", 431, "request_header_fields_too_large"),
+        (b"GET /x HTTP/1.1\r\nHost: t\r\nContent-Length: -5\r\n\r\n", 400, "malformed_request"),
+        (b"GET /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "not_implemented"),
+    ],
+    ids=["body too large", "headers too large", "bad content length", "unknown transfer coding"],
+)
+def test_the_servers_own_errors_are_json_in_the_service_shape(serve, request_bytes, status, code):
+    def never(environ, start_response):  # pragma: no cover - waitress answers before the app
+        raise AssertionError("the application saw the request")
+
+    # Each request fits in one of waitress's reads (8 KiB): it closes after its error, and unread
+    # bytes left behind would make the close a reset that can discard the answer.
+    srv = serve(never, max_request_body_size=1024, max_request_header_size=1024)
+    head, body = exchange(int(srv.effective_port), request_bytes)
+    assert head.split(b"\r\n")[0].split(b" ")[1] == str(status).encode()
+    assert b"content-type: application/json" in head.lower()
+    error = json.loads(body)["error"]
+    assert error["code"] == code and error["message"]
+    assert set(json.loads(body)) == {"error"}
