@@ -118,12 +118,34 @@ class Runner:
 
     def _disconnect(self) -> None:
         # Unacknowledged deliveries go back to their queue when the channel closes.
+        if self._stopping:
+            self._hand_back()
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None and connection.is_open:
             try:
                 connection.close()
             except pika.exceptions.AMQPError:
                 pass
+
+    def _hand_back(self) -> None:
+        """On a clean stop, give what is still in hand back to the queues as not processed.
+
+        Closing the channel would return it too, but from RabbitMQ 4.3 a quorum queue counts a
+        return by a closed channel as a failed delivery, so every restart (a deploy, say, during
+        an Elasticsearch outage) would spend one of the delivery limit's attempts on each message
+        in hand, and a few restarts would dead-letter good events.  ``basic.nack`` with
+        ``requeue`` is the return that does not count; the consumers are cancelled first, so the
+        broker does not deliver them to this channel again.  (Before 4.3 every return counts.)"""
+        channel = self._channel
+        if channel is None or not channel.is_open or not self._unsettled:
+            return
+        try:
+            for tag in list(channel.consumer_tags):
+                channel.basic_cancel(tag)
+            channel.basic_nack(0, multiple=True, requeue=True)
+            self._unsettled.clear()
+        except pika.exceptions.AMQPError:
+            pass  # the close that follows returns them all the same
 
     def _on_message(self, name, channel, method, properties, body) -> None:
         self._buffers[name].append(Delivery(method.delivery_tag, properties.message_id, body, method.redelivered))

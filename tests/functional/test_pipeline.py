@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from chatsys import faults
+from chatsys.broker import connection_parameters
 from tests.conftest import amqp_channel
 from tests.support.api import create_application, create_chat, create_message, messages_url
 from tests.support.pipeline import count_drift, outbox_status, queue_depth, wait_drained
@@ -534,3 +535,36 @@ def test_a_failed_delivery_goes_back_as_a_reject_that_counts(settings, broker):
         assert settled == [(method.delivery_tag, True)] and runner._unsettled == {}
         method, properties, _ = channel.basic_get(queue, auto_ack=True)
     assert method.redelivered and properties.headers["x-delivery-count"] == 1
+
+
+def test_a_clean_stop_hands_back_what_is_in_hand_as_not_processed(settings, broker):
+    """On a clean stop the worker cancels its consumers and nack-requeues every delivery still in
+    hand before closing: from RabbitMQ 4.3 a return by closing the channel counts as a failed
+    delivery, and restarts would spend the delivery limit on events that never failed."""
+    from chatsys.consumers.runner import Runner
+
+    queue = broker.queue("counters")
+    with amqp_channel(settings) as channel:
+        channel.confirm_delivery()
+        for i in range(3):
+            channel.basic_publish("", queue, b"{}", pika.BasicProperties(message_id=f"in-hand-{i}", delivery_mode=2))
+    runner = Runner(parameters=None, topology=broker, consumers=[], engine=None)
+    connection = pika.BlockingConnection(connection_parameters(settings))
+    channel = connection.channel()
+    channel.basic_qos(prefetch_count=10)
+    channel.basic_consume(queue, lambda ch, method, props, body: runner._unsettled.update({method.delivery_tag: None}))
+    wait_for(lambda: connection.process_data_events(time_limit=0.1) or len(runner._unsettled) == 3, message="3 in hand")
+    runner._connection, runner._channel = connection, channel
+    nacks = []
+    real_nack = channel.basic_nack  # a spy: the nack still goes to the broker
+    channel.basic_nack = lambda tag=0, multiple=False, requeue=True: (
+        nacks.append((tag, multiple, requeue)),
+        real_nack(tag, multiple, requeue),
+    )
+    runner.stop()
+    runner._disconnect()
+    assert nacks == [(0, True, True)] and not channel.consumer_tags
+    assert not connection.is_open
+    with amqp_channel(settings) as check:
+        wait_for(lambda: queue_depth(check, queue) == 3, message="all three back in the queue")
+        check.queue_purge(queue)
