@@ -24,6 +24,8 @@ V = TypeVar("V")
 
 MAX_TOKEN_LENGTH = 64
 # What ``secrets.token_urlsafe`` generates.  Anything else names no application, without a query.
+# It is also what refuses a token with trailing spaces, which the column's collation ignores:
+# keep it strict.
 TOKEN_SHAPE = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_TOKEN_LENGTH}}}")
 APPLICATION_BY_TOKEN = select(Application.id, Application.token).where(Application.token == bindparam("token"))
 

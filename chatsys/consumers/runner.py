@@ -134,12 +134,18 @@ class Runner:
         return by a closed channel as a failed delivery, so every restart (a deploy, say, during
         an Elasticsearch outage) would spend one of the delivery limit's attempts on each message
         in hand, and a few restarts would dead-letter good events.  ``basic.nack`` with
-        ``requeue`` is the return that does not count; the consumers are cancelled first, so the
-        broker does not deliver them to this channel again.  (Before 4.3 every return counts.)"""
-        channel = self._channel
-        if channel is None or not channel.is_open or not self._unsettled:
+        ``requeue`` is the return that does not count.  Deliveries pika holds but has not yet
+        dispatched are taken in first: cancelling a consumer makes pika *reject* those, which
+        counts.  Then the consumers are cancelled, so the broker sends this channel nothing more
+        (what it sent in the moment before the cancel reached it, pika rejects), and everything
+        in hand goes back in one nack.  (Before 4.3 every return counts.)"""
+        channel, connection = self._channel, self._connection
+        if channel is None or not channel.is_open:
             return
         try:
+            connection.process_data_events(time_limit=0)
+            if not self._unsettled:
+                return
             for tag in list(channel.consumer_tags):
                 channel.basic_cancel(tag)
             channel.basic_nack(0, multiple=True, requeue=True)

@@ -13,7 +13,8 @@ class Application(Base):
     __table_args__ = TABLE_OPTIONS
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    # Compared byte for byte: a token in another case or with trailing spaces is not this one.
+    # Case-sensitive: a token in another case is not this one.  Trailing spaces still compare
+    # equal under this collation (PAD SPACE); the lookup's shape check refuses them.
     token: Mapped[str] = mapped_column(String(64, collation="utf8mb4_bin"), nullable=False, unique=True)
     name: Mapped[str] = mapped_column(String(255), nullable=False)
     chats_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

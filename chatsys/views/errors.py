@@ -126,7 +126,8 @@ def url_is_utf8(environ) -> bool:
     """Whether the path (which the server has percent-decoded) and the query string are UTF-8."""
     try:
         environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
-        unquote_to_bytes(environ.get("QUERY_STRING", "")).decode("utf-8")
+        # WSGI gives the query string as latin-1 text of its bytes, raw or percent-encoded.
+        unquote_to_bytes(environ.get("QUERY_STRING", "").encode("latin-1")).decode("utf-8")
     except UnicodeError:
         return False
     return True

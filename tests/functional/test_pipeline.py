@@ -553,17 +553,21 @@ def test_a_clean_stop_hands_back_what_is_in_hand_as_not_processed(settings, brok
     channel = connection.channel()
     channel.basic_qos(prefetch_count=10)
     channel.basic_consume(queue, lambda ch, method, props, body: runner._unsettled.update({method.delivery_tag: None}))
-    wait_for(lambda: connection.process_data_events(time_limit=0.1) or len(runner._unsettled) == 3, message="3 in hand")
+    # The broker has sent all three, but pika has not handed them to the callback yet: a stop
+    # must take them in, or cancelling the consumer would make pika reject them (which counts).
+    with amqp_channel(settings) as check:
+        wait_for(lambda: queue_depth(check, queue) == 0, message="3 sent to the consumer")
+    assert runner._unsettled == {}
     runner._connection, runner._channel = connection, channel
     nacks = []
     real_nack = channel.basic_nack  # a spy: the nack still goes to the broker
     channel.basic_nack = lambda tag=0, multiple=False, requeue=True: (
-        nacks.append((tag, multiple, requeue)),
+        nacks.append((tag, multiple, requeue, len(runner._unsettled))),
         real_nack(tag, multiple, requeue),
     )
     runner.stop()
     runner._disconnect()
-    assert nacks == [(0, True, True)] and not channel.consumer_tags
+    assert nacks == [(0, True, True, 3)] and not channel.consumer_tags
     assert not connection.is_open
     with amqp_channel(settings) as check:
         wait_for(lambda: queue_depth(check, queue) == 3, message="all three back in the queue")

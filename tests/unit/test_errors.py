@@ -3,7 +3,7 @@
 import pytest
 import redis.exceptions as rx
 
-from chatsys.views.errors import redis_refused
+from chatsys.views.errors import redis_refused, url_is_utf8
 
 
 @pytest.mark.parametrize(
@@ -33,3 +33,18 @@ def test_refusals_are_unavailable(exc):
 )
 def test_other_error_replies_are_bugs(exc):
     assert not redis_refused(exc)
+
+
+@pytest.mark.parametrize(
+    "environ,utf8",
+    [
+        ({"PATH_INFO": "/applications/abc", "QUERY_STRING": "q=caf%C3%A9"}, True),
+        ({"PATH_INFO": "/caf\xc3\xa9", "QUERY_STRING": ""}, True),  # latin-1 text of UTF-8 bytes
+        ({"PATH_INFO": "/\xff"}, False),
+        ({"PATH_INFO": "/x", "QUERY_STRING": "q=%ff"}, False),
+        ({"PATH_INFO": "/x", "QUERY_STRING": "q=\xff"}, False),  # a raw byte, not percent-encoded
+        ({"PATH_INFO": "/x", "QUERY_STRING": "q=wor%C3"}, False),
+    ],
+)
+def test_url_is_utf8_reads_path_and_query_as_wsgi_gives_them(environ, utf8):
+    assert url_is_utf8(environ) is utf8
