@@ -64,12 +64,18 @@ def server(serve):
 
 def fetch(port: int, path: str, rcvbuf: int | None = None) -> tuple[bytes, bytes]:
     """GET ``path`` on a raw socket (optionally with a small receive buffer); head and body."""
+    return exchange(port, f"GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".encode(), rcvbuf)
+
+
+def exchange(port: int, request: bytes, rcvbuf: int | None = None) -> tuple[bytes, bytes]:
+    """Send raw bytes; read until the server closes (after ``Connection: close``, or after one of
+    waitress's own errors); head and body."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         if rcvbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.settimeout(30)
         sock.connect(("127.0.0.1", port))
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".encode())
+        sock.sendall(request)
         data = bytearray()
         while chunk := sock.recv(65536):
             data += chunk
@@ -229,19 +235,6 @@ def test_above_the_high_watermark_the_loop_drains_even_while_the_lock_is_held(bu
     channel = busy_channel(Channel, WATERMARK + 1)
     with held_by_another_thread(channel.outbuf_lock):
         assert channel.writable()
-
-
-def exchange(port: int, request: bytes) -> tuple[bytes, bytes]:
-    """Send raw bytes; the whole answer (waitress closes after its own errors), head and body."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(30)
-        sock.connect(("127.0.0.1", port))
-        sock.sendall(request)
-        data = bytearray()
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = bytes(data).partition(b"\r\n\r\n")
-    return head, body
 
 
 @pytest.mark.parametrize(
