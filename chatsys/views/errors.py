@@ -94,14 +94,15 @@ for _kind in UNAVAILABLE:
 
 # Redis answering but refusing for now: at its memory limit under ``noeviction``, a replica
 # after a failover, a failed disk write (MISCONF), a long script (BUSY), too few replicas.
-# redis-py gives some their own classes; the others arrive as a plain ResponseError.
+# redis-py gives some their own classes (MASTERDOWN is a ClusterDownError; LOADING is a
+# ConnectionError, already in UNAVAILABLE); the others arrive as a plain ResponseError.
 REDIS_REFUSALS = (
     redis.exceptions.OutOfMemoryError,
     redis.exceptions.ReadOnlyError,
     redis.exceptions.TryAgainError,
     redis.exceptions.ClusterDownError,
 )
-REDIS_REFUSAL_CODES = ("MISCONF ", "BUSY ", "NOREPLICAS ", "MASTERDOWN ", "LOADING ")
+REDIS_REFUSAL_CODES = ("MISCONF ", "BUSY ", "NOREPLICAS ")
 
 
 def redis_refused(exc: redis.exceptions.ResponseError) -> bool:
