@@ -171,6 +171,17 @@ def _no_constants(name: str):
     raise MalformedJSON(f"{name} is not valid JSON.")
 
 
+# Far more digits than any number the API takes, far fewer than int()'s own limit (4,300), past
+# which it raises a ValueError that is not a JSONDecodeError.
+MAX_INT_DIGITS = 32
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits) > MAX_INT_DIGITS:
+        raise MalformedJSON(f"A number in the request body has more than {MAX_INT_DIGITS} digits.")
+    return int(digits)
+
+
 def parse_json(request, required: bool = True) -> Any:
     """Read the request body as JSON within the configured size limit."""
     limit = request.registry["chatsys.max_body_bytes"]
@@ -192,7 +203,7 @@ def parse_json(request, required: bool = True) -> Any:
         raise UnsupportedMediaType("The request body must be UTF-8 encoded JSON.")
     try:
         text = raw.decode("utf-8")
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants, parse_int=_bounded_int)
     except UnicodeDecodeError:
         raise MalformedJSON("The request body is not valid UTF-8.") from None
     except RecursionError:
