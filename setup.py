@@ -56,7 +56,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(exclude=["tests", "tests.*"]),
     include_package_data=True,
-    package_data={"chatsys": ["openapi.yaml"]},
+    package_data={"chatsys.web": ["openapi.yaml"]},
     zip_safe=False,
     install_requires=requires,
     extras_require={"test": tests_require, "bench": bench_require},

@@ -7,9 +7,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from alembic import context
-from chatsys.db import get_engine
 from chatsys.models import metadata
-from chatsys.settings import resolve_settings
+from chatsys.runtime.services import make_engine
+from chatsys.runtime.settings import resolve_settings
 
 config = context.config
 if config.config_file_name and config.get_section("loggers"):
@@ -38,17 +38,17 @@ def ensure_database(url: str) -> None:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=settings["sqlalchemy.url"], target_metadata=metadata, literal_binds=True)
+    context.configure(url=settings["sqlalchemy.url"], target_metadata=metadata(), literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 
 
 def run_migrations_online() -> None:
     ensure_database(settings["sqlalchemy.url"])
-    engine = get_engine(settings)
+    engine = make_engine(settings)
     try:
         with engine.connect() as connection:
-            context.configure(connection=connection, target_metadata=metadata)
+            context.configure(connection=connection, target_metadata=metadata())
             with context.begin_transaction():
                 context.run_migrations()
     finally:

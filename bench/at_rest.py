@@ -21,7 +21,7 @@ import urllib3
 from sqlalchemy.engine import make_url
 
 from bench.stack import BIN, ROOT
-from chatsys.settings import resolve_settings
+from chatsys.runtime.settings import resolve_settings
 
 
 def main() -> None:
@@ -55,8 +55,8 @@ def main() -> None:
             if time.monotonic() > deadline:
                 raise SystemExit("the web did not become ready")
             time.sleep(0.2)
-        token = http.request("POST", f"{base}/applications", json={"name": "lag"}).json()["app_token"]
-        http.request("POST", f"{base}/applications/{token}/chats", json={})
+        token = http.request("POST", f"{base}/v1/applications", json={"name": "lag"}).json()["app_token"]
+        http.request("POST", f"{base}/v1/applications/{token}/chats", json={})
         db = pymysql.connect(
             host=url.host,
             port=url.port or 3306,
@@ -72,7 +72,7 @@ def main() -> None:
         chat_id = cur.fetchone()[0]
         lags = []
         for _ in range(args.messages):
-            reply = http.request("POST", f"{base}/applications/{token}/chats/1/messages", json={"body": "lag probe"})
+            reply = http.request("POST", f"{base}/v1/applications/{token}/chats/1/messages", json={"body": "lag probe"})
             acknowledged = time.perf_counter()
             number = reply.json()["message_number"]
             while True:

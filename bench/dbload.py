@@ -23,8 +23,11 @@ from types import SimpleNamespace
 
 from bench.services import mysql_connect
 from bench.stats import percentile
+from chatsys.domain import messages
+from chatsys.domain.applications import ApplicationRef
+from chatsys.domain.chats import ChatRef
 from chatsys.models import utcnow
-from chatsys.outbox.events import MESSAGE_CREATED, message_changed
+from chatsys.outbox.events import MESSAGE_CREATED
 
 INSERT_MESSAGE = (
     "INSERT INTO messages (chat_id, number, body, version, counted, created_at, updated_at) "
@@ -39,9 +42,9 @@ BODY = "baseline message: the quick brown fox jumps over the lazy dog, number {n
 
 def message_created(app_id, token, chat_id, chat_number, message_id, number, body, now) -> dict:
     """The ``message.created`` envelope the web writes, built by the service's own code."""
-    chat = SimpleNamespace(id=chat_id, number=chat_number, application=SimpleNamespace(id=app_id, token=token))
+    chat = ChatRef(chat_id, chat_number, ApplicationRef(app_id, token))
     message = SimpleNamespace(id=message_id, number=number, body=body, version=1, created_at=now, updated_at=now)
-    return message_changed(MESSAGE_CREATED, chat, message)
+    return messages.event(MESSAGE_CREATED, chat, message)
 
 
 def connection_loop(url: str, chats: list[tuple[int, int, str, int]], start: int, deadline: float, out: dict) -> None:

@@ -13,6 +13,9 @@ It uses the database, ini and wrk scripts a bench run kept::
     git worktree add /tmp/before <commit> && ln -s "$PWD/.venv" /tmp/before/.venv
     .venv/bin/python -m bench.paired --seed /tmp/seed --script w2_read.lua before=/tmp/before after=.
 
+``--side-script NAME=FILE`` gives one side a script of its own, for two versions whose paths differ
+(the same requests, under /v1 on one side).
+
 ``--drop-db`` drops the seed's database and Redis keys at the end (so does a later bench run
 without ``--keep-db``).
 """
@@ -33,7 +36,7 @@ import psutil
 from bench.monitor import cpu_seconds
 from bench.stack import child_env, delete_redis_keys, drop_database, free_port, wait_http
 from bench.wrk import Wrk
-from chatsys.settings import resolve_settings
+from chatsys.runtime.settings import resolve_settings
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,6 +45,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=Path, required=True, help="a bench run's --out directory, run with --keep-db")
     p.add_argument("--script", default="w2_read.lua", help="its wrk script to load with (default w2_read.lua)")
+    p.add_argument(
+        "--side-script",
+        action="append",
+        default=[],
+        metavar="NAME=SCRIPT",
+        help="another script for one side (its paths differ, say): a file in the seed directory or a path",
+    )
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--duration", type=float, default=10.0, help="seconds of each wrk run")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of an unmeasured first run per side")
@@ -111,13 +121,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: chatsys from {sides[-1].code}", flush=True)
         for side in sides:
             wait_http(f"http://127.0.0.1:{side.port}/healthz", 60)
-        script = args.seed / args.script
+        scripts = {side.name: args.seed / args.script for side in sides}
+        scripts.update((name, args.seed / script) for name, script in (s.split("=", 1) for s in args.side_script))
         for side in sides:  # pools filled, code paths warm: the first round is not a start-up's
-            Wrk(f"http://127.0.0.1:{side.port}", script, side.name, args.warmup, args.connections).start().wait()
+            url = f"http://127.0.0.1:{side.port}"
+            Wrk(url, scripts[side.name], side.name, args.warmup, args.connections).start().wait()
         for r in range(args.rounds):
             print(f"round {r + 1}/{args.rounds}", flush=True)
             for side in sides if r % 2 == 0 else sides[::-1]:
-                side.measure(script, args.duration, args.connections)
+                side.measure(scripts[side.name], args.duration, args.connections)
     finally:
         for side in sides:
             try:

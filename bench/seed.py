@@ -90,7 +90,7 @@ class ChatInfo:
 
     @property
     def path(self) -> str:
-        return f"/applications/{self.token}/chats/{self.number}"
+        return f"/v1/applications/{self.token}/chats/{self.number}"
 
 
 @dataclass
@@ -116,13 +116,13 @@ class Seed:
 
 def create_via_api(base_url: str, name: str, chats: int) -> list[tuple[str, int]]:
     """One application and its chats through the API: [(token, chat_number)]."""
-    status, app = http_json("POST", f"{base_url}/applications", {"name": name})
+    status, app = http_json("POST", f"{base_url}/v1/applications", {"name": name})
     if status != 201:
-        raise RuntimeError(f"POST /applications answered {status}: {app!r}")
+        raise RuntimeError(f"POST /v1/applications answered {status}: {app!r}")
     token = app["app_token"]
     numbers = []
     for i in range(chats):
-        status, chat = http_json("POST", f"{base_url}/applications/{token}/chats", {"name": f"{name}-chat-{i + 1}"})
+        status, chat = http_json("POST", f"{base_url}/v1/applications/{token}/chats", {"name": f"{name}-chat-{i + 1}"})
         if status != 201:
             raise RuntimeError(f"POST chats answered {status}: {chat!r}")
         numbers.append((token, chat["chat_number"]))

@@ -38,7 +38,7 @@ class ServiceDown(RuntimeError):
 def mysql_connect(url: str, database: bool = True, timeout: float = 3.0, **kwargs) -> pymysql.Connection:
     """A PyMySQL connection from a ``mysql+pymysql://`` URL (the database optional)."""
     parsed = make_url(url)
-    # No TLS unless the URL names ssl options, like chatsys.db.connect_args with db.tls = off:
+    # No TLS unless the URL names ssl options, like chatsys.runtime.services.connect_args with db.tls = off:
     # PyMySQL would otherwise build an SSL context from the system's CA bundle for every
     # connection, about 36 ms of CPU, and the service watch connects once a second while the
     # workloads run.  (This helper does not pass the URL's ssl options on: with them, PyMySQL

@@ -30,9 +30,10 @@ from redis import Redis
 from sqlalchemy.engine import make_url
 
 from bench.services import mysql_connect
-from chatsys.broker import blocking_channel, connection_parameters, topology_from_settings
+from chatsys.broker import blocking_channel, connection_parameters
 from chatsys.broker.topology import CONSUMERS
-from chatsys.settings import resolve_settings
+from chatsys.runtime.services import Services
+from chatsys.runtime.settings import resolve_settings
 from tests.support.processes import PROCESS_KEYS, Proc, Processes, write_ini
 
 log = logging.getLogger(__name__)
@@ -158,12 +159,12 @@ def delete_redis_keys(settings: dict[str, Any]) -> int:
 
 
 def amqp_channel(settings: dict[str, Any]):
-    return blocking_channel(connection_parameters(settings))
+    return blocking_channel(connection_parameters(settings, "chatsys-bench"))
 
 
 def reset_queues(settings: dict[str, Any]) -> None:
     """Declare this namespace's topology and empty its queues (a previous run may have left some)."""
-    topology = topology_from_settings(settings)
+    topology = Services(settings).topology
     with amqp_channel(settings) as channel:
         topology.declare(channel)
         for consumer in CONSUMERS:
@@ -173,7 +174,7 @@ def reset_queues(settings: dict[str, Any]) -> None:
 
 def purge_queues(settings: dict[str, Any]) -> dict[str, int]:
     """Empty the consumer queues; returns how many messages each held."""
-    topology = topology_from_settings(settings)
+    topology = Services(settings).topology
     purged = {}
     with amqp_channel(settings) as channel:
         for consumer in CONSUMERS:
@@ -181,15 +182,9 @@ def purge_queues(settings: dict[str, Any]) -> dict[str, int]:
     return purged
 
 
-def queue_depths(settings: dict[str, Any]) -> dict[str, int]:
-    topology = topology_from_settings(settings)
-    with amqp_channel(settings) as channel:
-        return {c: channel.queue_declare(topology.queue(c), passive=True).method.message_count for c in CONSUMERS}
-
-
 def delete_topology(settings: dict[str, Any]) -> None:
     with amqp_channel(settings) as channel:
-        topology_from_settings(settings).delete(channel)
+        Services(settings).topology.delete(channel)
 
 
 # -- processes ----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from tests.support.env import SERVER_ENV  # first: takes CHATSYS_* out of the environment  # isort: skip
 
 from chatsys import main
-from chatsys.settings import resolve_settings
+from chatsys.runtime.settings import resolve_settings
 from tests.support.db import TESTING_INI, create_database, drop_database, empty_tables
 from tests.support.processes import PROCESS_KEYS, Processes, write_ini
 from tests.support.webapp import CheckedTestApp
@@ -91,14 +91,11 @@ def wsgi_app(settings):
 
 
 @pytest.fixture
-def clean(engine, redis_client, settings, wsgi_app):
-    """Empty tables, this run's Redis keys and the app's lookup caches before a test."""
+def clean(engine, redis_client, settings):
+    """Empty tables and this run's Redis keys before a test."""
     empty_tables(engine)
     for key in redis_client.scan_iter(f"{settings['redis.key_prefix']}:*", count=1000):
         redis_client.delete(key)
-    lookups = wsgi_app.registry["lookups"]
-    lookups.applications.clear()
-    lookups.chats.clear()
     yield
 
 
@@ -128,9 +125,9 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(scope="session")
 def topology(settings):
-    from chatsys.broker import topology_from_settings
+    from chatsys.runtime.services import Services
 
-    topology = topology_from_settings(settings)
+    topology = Services(settings).topology
     with amqp_channel(settings) as channel:
         topology.declare(channel)
     yield topology
@@ -141,7 +138,7 @@ def topology(settings):
 def amqp_channel(settings):
     from chatsys.broker import blocking_channel, connection_parameters
 
-    return blocking_channel(connection_parameters(settings))
+    return blocking_channel(connection_parameters(settings, "chatsys-tests"))
 
 
 @pytest.fixture

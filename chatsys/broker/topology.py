@@ -5,6 +5,8 @@
     <ns>.indexer  quorum queue  ← message.created, message.updated
     <ns>.counters quorum queue  ← chat.created, message.created
     <ns>.<consumer>.dead   quorum queue ← <ns>.dead with key <ns>.<consumer>
+    <ns>.stream   stream queue ← every event (#): the history clients resume from through the
+                  stream gateway, kept ``stream_max_age`` (and at most ``stream_max_bytes``)
 
 Consumer queues dead-letter rejected messages, and messages delivered more than the delivery
 limit, at-least-once (quorum queue ``at-least-once`` strategy, which needs ``reject-publish``).
@@ -35,6 +37,8 @@ CONSUMERS = tuple(BINDINGS)
 class Topology:
     namespace: str
     delivery_limit: int = 5
+    stream_max_age: str = "24h"  # RabbitMQ's x-max-age: a number and a unit, Y M D h m s
+    stream_max_bytes: int = 1 << 30
 
     @property
     def events_exchange(self) -> str:
@@ -49,6 +53,17 @@ class Topology:
 
     def dead_queue(self, consumer: str) -> str:
         return f"{self.namespace}.{consumer}.dead"
+
+    @property
+    def stream(self) -> str:
+        return f"{self.namespace}.stream"
+
+    def stream_arguments(self) -> dict:
+        return {
+            "x-queue-type": "stream",
+            "x-max-age": self.stream_max_age,
+            "x-max-length-bytes": self.stream_max_bytes,
+        }
 
     def queue_arguments(self, consumer: str) -> dict:
         return {
@@ -72,11 +87,16 @@ class Topology:
             channel.queue_declare(queue, durable=True, arguments=self.queue_arguments(consumer))
             for event_type in event_types:
                 channel.queue_bind(queue, self.events_exchange, routing_key=event_type)
+        # Every event routes somewhere, so the relay's mandatory publishes are never returned for
+        # an event type that no consumer takes (application.*, chat.updated).
+        channel.queue_declare(self.stream, durable=True, arguments=self.stream_arguments())
+        channel.queue_bind(self.stream, self.events_exchange, routing_key="#")
 
     def delete(self, channel: BlockingChannel) -> None:
         """Remove everything :meth:`declare` made (test namespaces only)."""
         for consumer in CONSUMERS:
             channel.queue_delete(self.queue(consumer))
             channel.queue_delete(self.dead_queue(consumer))
+        channel.queue_delete(self.stream)
         channel.exchange_delete(self.events_exchange)
         channel.exchange_delete(self.dead_exchange)

@@ -18,8 +18,8 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection, Engine
 
 from chatsys.consumers.base import OK, Event, Poison, Transient
-from chatsys.faults import WORKER_AFTER_COMMIT, fault_point
 from chatsys.outbox.events import CHAT_CREATED, MESSAGE_CREATED
+from chatsys.runtime.faults import WORKER_AFTER_COMMIT, fault_point
 
 
 def _q(sql: str):

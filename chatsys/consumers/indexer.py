@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chatsys.consumers.base import OK, RETRY, Event, Poison, Transient
-from chatsys.outbox.events import MESSAGE_CREATED, MESSAGE_UPDATED, parse_time
+from chatsys.domain.fields import parse_time
+from chatsys.outbox.events import MESSAGE_CREATED, MESSAGE_UPDATED
 from chatsys.search.interfaces import IndexOutcome, ISearch, MessageDocument, SearchUnavailable
 
 

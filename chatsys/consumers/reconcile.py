@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine
 
+from chatsys.runtime.process import Stopper
+
 log = logging.getLogger(__name__)
 
 
@@ -37,8 +39,14 @@ def _ids(sql: str):
 
 
 def reconcile_level(
-    engine: Engine, level: Level, batch: int = 100, progress: Callable[[int], None] | None = None
+    engine: Engine,
+    level: Level,
+    batch: int = 100,
+    progress: Callable[[int], None] | None = None,
+    stopper: Stopper | None = None,
 ) -> int:
+    """Reconcile every parent of ``level``, a batch at a time; a ``stopper`` asked to stop ends
+    it between batches.  Returns how many counts it changed."""
     repaired = 0
     last_id = 0
     # Table and column names come from LEVELS, never from input.
@@ -51,7 +59,7 @@ def reconcile_level(
         f"FROM {level.parent} p WHERE p.id IN :ids"
     )
     fix = text(f"UPDATE {level.parent} SET {level.count_column} = :actual WHERE id = :id")
-    while True:
+    while stopper is None or not stopper.stopping:
         with engine.connect() as conn:
             ids = conn.execute(page, {"last": last_id, "batch": batch}).scalars().all()
         if not ids:
@@ -68,6 +76,7 @@ def reconcile_level(
         last_id = ids[-1]
         if progress is not None:
             progress(len(ids))
+    return repaired
 
 
 def total_parents(engine: Engine, level: Level) -> int:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import signal
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -32,7 +31,8 @@ from sqlalchemy.engine import Engine
 from chatsys.broker.topology import Topology
 from chatsys.consumers.base import OK, RETRY, Consumer, Delivery, Event, Poison, Transient, decode
 from chatsys.models import utcnow
-from chatsys.stats import RateLog
+from chatsys.runtime.process import Stopper, run_until_stopped
+from chatsys.runtime.stats import RateLog
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class Runner:
         topology: Topology,
         consumers: Sequence[Consumer],
         engine: Engine,
+        stopper: Stopper | None = None,
         prefetch: int = 200,
         batch_size: int = 100,
         max_pause: float = 30.0,
@@ -70,37 +71,31 @@ class Runner:
         self.max_rounds = max_rounds
         self.retry_pause = retry_pause
         self.stats = {name: RateLog(f"worker.{name}", log) for name in self.consumers}
-        self._stopping = False
+        self.stopper = stopper or Stopper()
         self._buffers: dict[str, list[Delivery]] = {name: [] for name in self.consumers}
         # Delivery tags of this channel not yet acked, nacked or rejected, in arrival order.
         self._unsettled: dict[int, None] = {}
         self._connection: pika.BlockingConnection | None = None
         self._channel = None
 
-    def stop(self) -> None:
-        self._stopping = True
+    @property
+    def _stopping(self) -> bool:
+        return self.stopper.stopping
 
-    def _on_signal(self, signum, frame) -> None:
-        log.info("signal %d: finishing the batch in hand, then stopping", signum)
-        self.stop()
+    def stop(self) -> None:
+        self.stopper.stop()
 
     def run(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-        delay = 0.5
-        while not self._stopping:
-            try:
-                self._connect()
-                delay = 0.5
-                self._consume()
-            except (pika.exceptions.AMQPError, OSError) as exc:
-                log.warning("broker connection lost: %s", exc.__class__.__name__)
-            finally:
-                self._disconnect()
-            if not self._stopping:
-                self._sleep(delay)
-                delay = min(delay * 2, 5.0)
+        """Consume until stopped; a lost broker connection is reopened after a backoff."""
+        run_until_stopped("worker", self._run_connection, self.stopper)
         log.info("worker stopped")
+
+    def _run_connection(self) -> None:
+        try:
+            self._connect()
+            self._consume()
+        finally:
+            self._disconnect()
 
     # -- connection -------------------------------------------------------------------------------
 

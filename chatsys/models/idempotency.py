@@ -7,9 +7,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from chatsys.models.meta import TABLE_OPTIONS, Base, Timestamp
 
-SCOPE_CHAT = "chat"
-SCOPE_MESSAGE = "message"
-
 
 class IdempotencyKey(Base):
     __tablename__ = "idempotency_keys"
@@ -18,7 +15,8 @@ class IdempotencyKey(Base):
         TABLE_OPTIONS,
     )
 
-    # The primary key is the UNIQUE(parent, key) of the brief, scoped by resource kind.
+    # The primary key is the UNIQUE(parent, key) of the brief, scoped by resource kind: the
+    # numbering sequence's kind, "chat" or "message".
     scope: Mapped[str] = mapped_column(String(16), primary_key=True)
     parent_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     key: Mapped[str] = mapped_column("idem_key", String(255, collation="utf8mb4_bin"), primary_key=True)

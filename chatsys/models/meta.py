@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, MetaData, func, literal
+from sqlalchemy import MetaData
 from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.orm import DeclarativeBase
 
@@ -24,19 +24,6 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 # Microsecond precision: ordering by time and external versions need more than seconds.
 Timestamp = DATETIME(fsp=6)
-
-
-# The API's text for a timestamp (chatsys.outbox.events.isoformat), spelled for DATE_FORMAT.
-SQL_TIME_FORMAT = "%Y-%m-%dT%H:%i:%s.%fZ"
-
-
-def shown_time(column) -> ColumnElement[str]:
-    """``column`` formatted by MySQL as the API shows it.
-
-    Reads of many rows select this instead of the DATETIME: PyMySQL parsing each value into a
-    datetime and Python formatting it back was a quarter of the CPU of a 50-message page.
-    """
-    return func.date_format(column, literal(SQL_TIME_FORMAT))
 
 
 def utcnow() -> datetime:

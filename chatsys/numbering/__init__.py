@@ -1,8 +1,7 @@
 """Numbering: chats 1, 2, 3… per application and messages 1, 2, 3… per chat, from Redis.
 
-The interface is :class:`IAllocator`; :class:`RedisAllocator` is the implementation, registered as
-the process-wide ``request.allocator`` (a request method: the pyramid_services container built per
-request cost more than the allocation itself).
+The interface is :class:`IAllocator`; :class:`RedisAllocator` is the implementation, one per
+process (``chatsys.runtime.services.Services.allocator``), which views hand to the domain layer.
 """
 
 from chatsys.numbering.allocator import (
@@ -22,16 +21,3 @@ __all__ = [
     "chat_sequence",
     "message_sequence",
 ]
-
-
-def includeme(config) -> None:
-    from chatsys.redis import get_redis
-
-    registry = config.registry
-    allocator = RedisAllocator(
-        redis=get_redis(registry),
-        engine=registry["db_engine"],
-        prefix=registry.settings["redis.key_prefix"],
-    )
-    config.registry["allocator"] = allocator
-    config.add_request_method(lambda request: request.registry["allocator"], "allocator", reify=True)

@@ -47,10 +47,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from chatsys.broker import blocking_channel
 from chatsys.broker.topology import Topology
-from chatsys.faults import RELAY_AFTER_CLAIM, RELAY_AFTER_CONFIRM, fault_point
 from chatsys.models import utcnow
 from chatsys.outbox.events import CONTENT_TYPE
-from chatsys.stats import RateLog
+from chatsys.runtime.faults import RELAY_AFTER_CLAIM, RELAY_AFTER_CONFIRM, fault_point
+from chatsys.runtime.stats import RateLog
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ purge   delete them (asks for --yes)
 import argparse
 import sys
 
-from chatsys.broker import connection_parameters, topology_from_settings
 from chatsys.broker.topology import CONSUMERS
 from chatsys.consumers.deadletters import (
     DeadLetterQueues,
@@ -16,7 +15,8 @@ from chatsys.consumers.deadletters import (
     purge_parked,
     replay_parked,
 )
-from chatsys.scripts import load, parser
+from chatsys.runtime.process import load
+from chatsys.scripts import parser
 
 
 def main(argv=None) -> None:
@@ -29,14 +29,9 @@ def main(argv=None) -> None:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--yes", action="store_true", help="confirm purge")
     args = p.parse_args(argv)
-    env = load(args.config_uri)
-    settings = env["registry"].settings
-    engine = env["registry"]["db_engine"]
-    queues = DeadLetterQueues(
-        connection_parameters({**settings, "amqp.connection_name": "chatsys-deadletters"}),
-        topology_from_settings(settings),
-        engine,
-    )
+    services = load(args.config_uri)
+    engine = services.engine
+    queues = DeadLetterQueues(services.amqp_parameters("chatsys-deadletters"), services.topology, engine)
     consumers = [args.consumer] if args.consumer else list(CONSUMERS)
     with_outbox, with_queues = not args.queues_only, not args.outbox_only
     out = sys.stdout
@@ -68,4 +63,4 @@ def main(argv=None) -> None:
                 for consumer in consumers:
                     out.write(f"dead letters purged from {consumer}: {queues.purge(consumer)}\n")
     finally:
-        env["closer"]()
+        services.close()

@@ -2,21 +2,21 @@
 
 Safe while traffic flows; resumable (it walks parents by id, each batch its own transaction).
 With --every N it runs again every N seconds, as the safety net behind the counters consumer.
+SIGTERM or Ctrl-C stops it after the batch in hand.
 """
 
 import logging
-import signal
-import time
 
 from tqdm import tqdm
 
 from chatsys.consumers.reconcile import LEVELS, reconcile_level, total_parents
-from chatsys.scripts import load, parser
+from chatsys.runtime.process import Stopper, load
+from chatsys.scripts import parser
 
 log = logging.getLogger("chatsys.recount")
 
 
-def run_once(engine, batch: int, show_progress: bool) -> int:
+def run_once(engine, batch: int, show_progress: bool, stopper: Stopper) -> int:
     repaired = 0
     for level in LEVELS:
         with tqdm(
@@ -25,7 +25,9 @@ def run_once(engine, batch: int, show_progress: bool) -> int:
             unit=level.parent[:-1],
             disable=not show_progress,
         ) as bar:
-            repaired += reconcile_level(engine, level, batch=batch, progress=bar.update)
+            repaired += reconcile_level(engine, level, batch=batch, progress=bar.update, stopper=stopper)
+        if stopper.stopping:
+            break
     return repaired
 
 
@@ -35,20 +37,13 @@ def main(argv=None) -> None:
     p.add_argument("--every", type=float, default=None, metavar="SECONDS", help="repeat forever")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     args = p.parse_args(argv)
-    env = load(args.config_uri)
-    engine = env["registry"]["db_engine"]
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    services = load(args.config_uri)
+    stopper = Stopper().install()
     try:
-        while True:
-            repaired = run_once(engine, args.batch, not args.no_progress)
-            log.info("recount done: %d counts repaired", repaired)
-            if args.every is None:
-                break
-            deadline = time.monotonic() + args.every
-            while not stopping and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if stopping:
+        while not stopper.stopping:
+            repaired = run_once(services.engine, args.batch, not args.no_progress, stopper)
+            log.info("recount %s: %d counts repaired", "stopped" if stopper.stopping else "done", repaired)
+            if args.every is None or stopper.wait(args.every):
                 break
     finally:
-        env["closer"]()
+        services.close()

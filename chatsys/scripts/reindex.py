@@ -11,7 +11,8 @@ import sys
 from sqlalchemy import text
 from tqdm import tqdm
 
-from chatsys.scripts import load, parser
+from chatsys.runtime.process import load
+from chatsys.scripts import parser
 
 log = logging.getLogger("chatsys.reindex")
 
@@ -21,23 +22,22 @@ def main(argv=None) -> None:
     p.add_argument("--batch", type=int, default=1000, help="messages per bulk request")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     args = p.parse_args(argv)
-    env = load(args.config_uri)
+    services = load(args.config_uri)
     try:
-        search = env["request"].search
+        search = services.search
         if search.name != "elasticsearch":
             log.info("search.backend is %s: nothing to reindex", search.name)
             return
         from chatsys.search.reindex import ReindexFailed, reindex
 
-        engine = env["registry"]["db_engine"]
-        with engine.connect() as conn:
+        with services.engine.connect() as conn:
             total = conn.execute(text("SELECT COUNT(*) FROM messages")).scalar_one()
         with tqdm(total=total, unit="msg", desc="reindex", disable=args.no_progress) as bar:
             try:
-                name = reindex(engine, search, batch=args.batch, progress=bar.update)
+                name = reindex(services.engine, search, batch=args.batch, progress=bar.update)
             except ReindexFailed as exc:
                 log.error("reindex failed: %s", exc)
                 sys.exit(1)
         log.info("reindex done: %s", name)
     finally:
-        env["closer"]()
+        services.close()

@@ -1,15 +1,16 @@
-"""chatsys-web <ini> [--workers N]: the web on every core — N waitress processes, one socket.
+"""chatsys-web <ini> [--workers N]: the web on every core, as N stock waitress processes.
 
-Waitress is one process, so one core (the GIL).  This launcher binds the listening socket from the
-ini's ``[server:main] listen`` once, forks N workers that each load the app and serve that socket
-with waitress (the kernel hands each new connection to one of them, and the workers keep their
-shares of open connections even: chatsys.balance), restarts a worker that dies, and
-passes SIGTERM/SIGINT on so that workers finish their requests and stop.  ``pserve <ini>``
-still works for a single process, but with waitress's stock channel: see chatsys.serving for
-the busy loop that chatsys-web's workers avoid.
+waitress serves from one process, so from one core (the GIL).  This launcher forks N workers;
+each loads the application from the ini and serves it with ``waitress.create_server`` on a
+listening socket of its own, bound to the ini's ``[server:main] listen`` address with
+``SO_REUSEPORT``, so the kernel spreads new connections across the workers.  The launcher
+restarts a worker that dies and passes SIGTERM/SIGINT on.  A worker told to stop goes on serving
+until no request is in its application (and a moment more for their answers to go out), at most
+``GRACE`` seconds, then ends waitress's loop as ``waitress.serve`` does on Ctrl-C.  ``pserve
+<ini>`` runs the same application in one waitress process.
 
 Prometheus metrics are aggregated across workers through prometheus_client's multiprocess mode
-(a directory of shared files, set up here before any worker imports the app).
+(a directory of shared files, set up here before any worker imports the application).
 """
 
 from __future__ import annotations
@@ -23,95 +24,17 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
-
-from chatsys.balance import Balance  # the standard library only: the master stays small
 
 log = logging.getLogger("chatsys.web")
 
+# [server:main] keys that are not waitress adjustments (PasteDeploy's, or the socket's).
 NOT_ADJUSTMENTS = {"use", "listen", "host", "port", "sockets", "__file__", "here"}
-
-
-def bind(listen: str, backlog: int) -> socket.socket:
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]") or "0.0.0.0"
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, int(port)))
-    sock.listen(backlog)
-    sock.set_inheritable(True)
-    return sock
-
-
-# The workers' select() timeout, in place of waitress's asyncore_loop_timeout (a whole number of
-# seconds): how soon a worker notices, with no event of its own, that a peer went quiet or that
-# it may listen again (chatsys.balance).  Idle, ten rounds a second cost 0.3% of a core.
-ROUND = 0.1
-# On SIGTERM a worker stops listening and lets requests in progress finish for up to this long.
-GRACE = 5.0
-STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
-
-
-def serve(config_uri: str, sock: socket.socket, adjustments: dict, balance: Balance, slot: int) -> None:
-    """One worker: load the app from the ini and serve the shared socket until told to stop.
-
-    Runs in the forked child with the stop signals blocked (see ``main``): its own handler is in
-    place before they are let through, so a stop that arrives while the app loads is kept.
-    """
-    stopping: list[int] = []
-    server = None
-
-    def stop(signum, frame) -> None:
-        stopping.append(signum)
-        if server is not None:
-            server.trigger.pull_trigger()  # end the select() in progress, whichever sockets it watches
-
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, stop)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    code = 0
-    try:
-        from pyramid.paster import get_app, setup_logging
-        from waitress import wasyncore
-
-        from chatsys.serving import drain, make_server
-
-        setup_logging(config_uri)
-        app = get_app(config_uri)
-        if stopping:
-            return  # told to stop while the app loaded
-        server = make_server(app, sockets=[sock], balance=balance, slot=slot, stale_after=5 * ROUND, **adjustments)
-        log.info("web worker %d ready (slot %d)", os.getpid(), slot)
-        adj = server.adj
-        # waitress's loop, one round at a time, until a signal says stop.  (Closing the listening
-        # socket under select() only ended waitress's own loop while select() watched that
-        # socket, which a worker standing back for the balance does not.)
-        while not stopping:
-            wasyncore.loop(timeout=ROUND, map=server._map, use_poll=adj.asyncore_use_poll, count=1)
-        # Stop listening (the trigger stays open: request threads still pull it), let the other
-        # workers take the new connections, answer what was received, and close the connections.
-        wasyncore.dispatcher.close(server)
-        balance.clear(slot)
-        deadline = time.monotonic() + GRACE
-        drain(server, deadline, ROUND)
-        server.task_dispatcher.shutdown(timeout=max(deadline - time.monotonic(), 0.1))
-    except Exception:
-        log.exception("web worker %d failed", os.getpid())
-        code = 1
-    finally:
-        # os._exit runs no atexit hook: write the access-log lines still pending (the module
-        # comes with the app; the master must not import prometheus_client before the app does),
-        # waiting no longer than a moment for a log stream that does not take them.
-        accesslog = sys.modules.get("chatsys.accesslog")
-        if accesslog is not None:
-            try:
-                accesslog.flush(timeout=2.0)
-            except BaseException:
-                pass  # the worker exits all the same
-        os._exit(code)
-
-
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+GRACE = 5.0  # seconds a stopping worker waits for the requests in its application
+LINGER = 0.25  # seconds it then keeps its loop running, for their answers to be sent
+TICK = 0.05  # how often a stopping worker looks
 CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
 
 
@@ -131,12 +54,90 @@ def available_cpus(cpu_max: str = CGROUP_CPU_MAX) -> int:
     return max(1, min(cpus, math.ceil(int(quota) / int(period))))
 
 
+def bind(listen: str, backlog: int) -> socket.socket:
+    """A listening socket on ``host:port`` that other processes may bind too (SO_REUSEPORT)."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, int(port)))
+    sock.listen(backlog)
+    return sock
+
+
+class InFlight:
+    """WSGI middleware: how many requests are inside the application right now."""
+
+    def __init__(self, app):
+        self.app = app
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        with self.lock:
+            self.count += 1
+        try:
+            return self.app(environ, start_response)
+        finally:
+            with self.lock:
+                self.count -= 1
+
+
+def serve(config_uri: str, listen: str, adjustments: dict) -> None:
+    """One worker (in the forked child): load the app, then serve until SIGTERM or SIGINT."""
+    app: InFlight | None = None
+    deadline = idle_since = None
+
+    def stop(signum, frame):
+        nonlocal deadline
+        if deadline is None:
+            deadline = time.monotonic() + GRACE
+            signal.setitimer(signal.ITIMER_REAL, TICK, TICK)
+
+    def tick(signum, frame):
+        # In the main thread, between rounds of waitress's loop: SystemExit ends the loop (as
+        # Ctrl-C does for waitress.serve) once the application is idle, or at the deadline.
+        nonlocal idle_since
+        now = time.monotonic()
+        if app is not None and app.count:
+            idle_since = None
+        elif idle_since is None:
+            idle_since = now
+        if now >= deadline or (idle_since is not None and now - idle_since >= LINGER):
+            raise SystemExit(0)
+
+    signal.signal(signal.SIGALRM, tick)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    code = 0
+    try:
+        from pyramid.paster import get_app, setup_logging
+        from waitress import create_server
+
+        setup_logging(config_uri)
+        app = InFlight(get_app(config_uri))
+        if deadline is not None:
+            return  # told to stop while the application loaded
+        sock = bind(listen, int(adjustments.get("backlog", 1024)))
+        server = create_server(app, sockets=[sock], **adjustments)
+        log.info("web worker %d ready", os.getpid())
+        server.run()
+    except SystemExit:
+        pass
+    except Exception:
+        log.exception("web worker %d failed", os.getpid())
+        code = 1
+    finally:
+        logging.shutdown()
+        os._exit(code)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config_uri", help="the ini file, e.g. development.ini")
-    p.add_argument(
-        "--workers", type=int, default=available_cpus(), help="processes (default: the cores this process may use)"
-    )
+    p.add_argument("--workers", type=int, default=available_cpus(), help="processes (default: the cores it may use)")
     args = p.parse_args(argv)
     if args.workers < 1:
         p.error("--workers must be at least 1")
@@ -145,33 +146,33 @@ def main(argv=None) -> None:
     metrics_dir = tempfile.mkdtemp(prefix="chatsys-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
 
-    # The master only binds, forks and waits: it loads no application code (each worker loads
-    # its own after the fork), which keeps it small.
+    # The launcher forks and waits; each worker loads the application itself.
     import plaster
 
-    plaster.setup_logging(args.config_uri)
+    from chatsys.runtime.process import load
+
+    load(args.config_uri).close()  # logging, and a wrong setting stops here, not in every worker
     server_settings = plaster.get_settings(args.config_uri, "server:main")
     listen = server_settings.get("listen", "127.0.0.1:6543")
     adjustments = {k: v for k, v in server_settings.items() if k not in NOT_ADJUSTMENTS}
-    sock = bind(listen, int(adjustments.get("backlog", 1024)))
+    # Bound here first: a port that is taken fails the launcher, not every worker in a loop.
+    bind(listen, 1).close()
     log.info("serving on http://%s with %d waitress workers", listen, args.workers)
 
-    balance = Balance(args.workers)
-    children: dict[int, tuple[float, int]] = {}  # pid: (started, balance slot)
+    children: dict[int, float] = {}  # pid: started
     stopping = False
 
-    def spawn(slot: int) -> None:
-        balance.clear(slot)
-        # A stop signal between fork() and the child's own handler would run the master's
-        # handler in the child, and one before the child is registered would never reach it.
+    def spawn() -> None:
+        # A stop signal between fork() and the child's own handler would run this handler in the
+        # child: blocked across the fork, unblocked by the child once its handler is in place.
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
-            if stopping:  # a stop that came before the block: no new worker
+            if stopping:
                 return
             pid = os.fork()
             if pid == 0:
-                serve(args.config_uri, sock, adjustments, balance, slot)
-            children[pid] = (time.monotonic(), slot)
+                serve(args.config_uri, listen, adjustments)
+            children[pid] = time.monotonic()
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
@@ -184,30 +185,23 @@ def main(argv=None) -> None:
             except ProcessLookupError:
                 pass
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for slot in range(args.workers):
-        spawn(slot)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, stop)
+    for _ in range(args.workers):
+        spawn()
     try:
         while children:
             try:
                 pid, status = os.wait()
             except ChildProcessError:
                 break
-            child = children.pop(pid, None)
-            if child is None:
+            started = children.pop(pid, None)
+            if started is None or stopping:
                 continue
-            started, slot = child
-            balance.clear(slot)  # its peers stop waiting for it to take connections
-            if stopping:
-                continue
-            code = os.waitstatus_to_exitcode(status)
-            log.warning("web worker %d exited (%s); starting another", pid, code)
+            log.warning("web worker %d exited (%s); starting another", pid, os.waitstatus_to_exitcode(status))
             if time.monotonic() - started < 1.0:
                 time.sleep(1.0)  # do not spin if workers die at start-up
-            if not stopping:  # a stop may have come during the pause
-                spawn(slot)
+            spawn()
     finally:
-        sock.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
     sys.exit(0)

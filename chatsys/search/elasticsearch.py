@@ -37,7 +37,6 @@ from chatsys.search.interfaces import (
 )
 from chatsys.search.mapping import MAX_PREFIX, index_body, physical_index_name
 from chatsys.search.query import MIN_SUBSTRING
-from chatsys.settings import SettingsError, as_float
 
 log = logging.getLogger(__name__)
 
@@ -81,24 +80,15 @@ class ElasticsearchSearch:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> ElasticsearchSearch:
-        """Build the backend and its client from ``elasticsearch.url|index|timeout``."""
-        alias = str(settings.get("elasticsearch.index", ""))
-        if not alias or alias != alias.lower() or alias[0] in "-_+." or not _is_name(alias):
-            # Elasticsearch index and alias names: lower case, no leading '-', '_', '+' or '.'.
-            raise SettingsError(
-                "setting 'elasticsearch.index' must be a lower-case name of letters, digits, "
-                f"'-', '_', '.' that does not start with '-', '_', '+' or '.', got {alias!r}"
-            )
-        timeout = as_float(settings, "elasticsearch.timeout")
-        if timeout <= 0:
-            raise SettingsError(f"setting 'elasticsearch.timeout' must be > 0, got {timeout}")
+        """Build the backend and its client from ``elasticsearch.url|index|timeout`` (parsed and
+        checked by ``chatsys.runtime.settings``)."""
         client = Elasticsearch(
             str(settings["elasticsearch.url"]),
-            request_timeout=timeout,
+            request_timeout=settings["elasticsearch.timeout"],
             max_retries=MAX_RETRIES,
             retry_on_timeout=False,
         )
-        return cls(client, alias)
+        return cls(client, settings["elasticsearch.index"])
 
     # -- ISearch -------------------------------------------------------------------------------
 
@@ -423,7 +413,3 @@ def _render_fragment(text: str, spans: list[tuple[int, int]]) -> str:
         position = end
     out.append(text[position:])
     return "".join(out)
-
-
-def _is_name(value: str) -> bool:
-    return all(c.isascii() and (c.isalnum() or c in "-_.") for c in value)

@@ -111,12 +111,12 @@ class Load:
             if created and rng.random() < self.edit_share:
                 target = rng.choice(created)
                 op = Op("edit", target.token, target.chat, f"edit-{uuid.uuid4().hex}", number=target.number)
-                url = f"{self.base}/applications/{op.token}/chats/{op.chat}/messages/{op.number}"
+                url = f"{self.base}/v1/applications/{op.token}/chats/{op.chat}/messages/{op.number}"
                 method = "PATCH"
             else:
                 token, chat = rng.choice(self.chats)
                 op = Op("create", token, chat, f"create-{uuid.uuid4().hex}")
-                url = f"{self.base}/applications/{token}/chats/{chat}/messages"
+                url = f"{self.base}/v1/applications/{token}/chats/{chat}/messages"
                 method = "POST"
             try:
                 res = self.http.request(method, url, json={"body": op.body})
@@ -167,9 +167,9 @@ class System:
         http = urllib3.PoolManager(retries=False, timeout=10)
         result = []
         for a in range(apps):
-            token = http.request("POST", f"{self.base}/applications", json={"name": f"app{a}"}).json()["app_token"]
+            token = http.request("POST", f"{self.base}/v1/applications", json={"name": f"app{a}"}).json()["app_token"]
             for _ in range(chats):
-                chat = http.request("POST", f"{self.base}/applications/{token}/chats", json={}).json()
+                chat = http.request("POST", f"{self.base}/v1/applications/{token}/chats", json={}).json()
                 result.append((token, chat["chat_number"]))
         return result
 

@@ -14,7 +14,7 @@ import pytest
 from redis import Redis
 from sqlalchemy import text
 
-from chatsys import faults
+from chatsys.runtime import faults
 from tests.faults.harness import Load, check_invariants, publish, services
 from tests.support.pipeline import outbox_status, queue_depth
 from tests.support.wait import wait_for
@@ -143,13 +143,14 @@ def test_missing_binding_returns_then_delivers(scenario):
     with s.channel() as channel:  # chat.created now reaches no queue: the broker returns it
         channel.queue_unbind(s.topology.queue("counters"), s.topology.events_exchange, routing_key="chat.created")
         channel.queue_unbind(s.tap.name, s.topology.events_exchange, routing_key="#")
+        channel.queue_unbind(s.topology.stream, s.topology.events_exchange, routing_key="#")
     s.report.fault("binding of chat.created removed: publishes returned (mandatory)")
     token = chats[0][0]
     import urllib3
 
     http = urllib3.PoolManager()
     for _ in range(5):
-        assert http.request("POST", f"{s.system.base}/applications/{token}/chats", json={}).status == 201
+        assert http.request("POST", f"{s.system.base}/v1/applications/{token}/chats", json={}).status == 201
 
     def returned_and_waiting() -> bool:
         with s.engine.connect() as conn:
@@ -184,7 +185,7 @@ def test_poison_is_dead_lettered_without_blocking(scenario):
     doomed_doc = f"{token}:{chat}:1"
     s.double.fail_bulk_item(doomed_doc, status=500, error_type="internal", times=100_000)
     urllib3.PoolManager().request(
-        "POST", f"{s.system.base}/applications/{token}/chats/{chat}/messages", json={"body": "doomed"}
+        "POST", f"{s.system.base}/v1/applications/{token}/chats/{chat}/messages", json={"body": "doomed"}
     )
     publish(s.channel, s.topology.events_exchange, "message.created", b"\x00garbage", "poison-garbage")
     s.report.fault("an undecodable event; a document the index rejects with 500 forever")

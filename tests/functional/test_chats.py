@@ -19,7 +19,7 @@ def test_create_with_and_without_name(testapp):
     named = create_chat(testapp, token, "random")
     assert set(named) == FIELDS
     assert named["name"] == "random" and named["messages_count"] == 0
-    res = testapp.post(f"/applications/{token}/chats", status=201)  # no body at all
+    res = testapp.post(f"/v1/applications/{token}/chats", status=201)  # no body at all
     assert res.json["chat_number"] == 2 and res.json["name"] is None
 
 
@@ -34,9 +34,9 @@ def test_get_and_patch(testapp):
 def test_unknown_chat_is_404(testapp):
     token = create_application(testapp)["app_token"]
     testapp.get(chat_url(token, 1), status=404)
-    testapp.get(f"/applications/{token}/chats/abc", status=404)
-    testapp.get(f"/applications/{token}/chats/0", status=404)
-    testapp.get(f"/applications/{token}/chats/99999999999999999999999", status=404)
+    testapp.get(f"/v1/applications/{token}/chats/abc", status=404)
+    testapp.get(f"/v1/applications/{token}/chats/0", status=404)
+    testapp.get(f"/v1/applications/{token}/chats/99999999999999999999999", status=404)
 
 
 def test_chat_is_committed_before_its_201(testapp):
@@ -51,7 +51,7 @@ def test_list_pages_cover_every_chat_once(testapp):
     token = create_application(testapp)["app_token"]
     for _ in range(7):
         create_chat(testapp, token)
-    seen, url = [], f"/applications/{token}/chats?limit=3"
+    seen, url = [], f"/v1/applications/{token}/chats?limit=3"
     while url:
         res = testapp.get(url)
         seen += [c["chat_number"] for c in res.json["data"]]
@@ -65,7 +65,7 @@ def test_chats_of_another_application_are_invisible(testapp, engine):
     a = create_application(testapp)["app_token"]
     b = create_application(testapp)["app_token"]
     create_chat(testapp, a, "secret")
-    assert testapp.get(f"/applications/{b}/chats").json["data"] == []
+    assert testapp.get(f"/v1/applications/{b}/chats").json["data"] == []
     testapp.get(chat_url(b, 1), status=404)
     testapp.patch_json(chat_url(b, 1), {"name": "hijack"}, status=404)
     with engine.connect() as conn:

@@ -2,12 +2,12 @@
 
 from sqlalchemy import event, text
 
-from chatsys.db import Reader, get_engine
+from chatsys.runtime.services import make_engine
 from tests.support.api import create_application, create_chat, create_message, messages_url
 
 
 def test_connections_are_plain_and_work_without_tls_settings(settings):
-    engine = get_engine(settings)
+    engine = make_engine(settings)
     try:
         raw = engine.raw_connection()
         try:
@@ -25,7 +25,7 @@ def test_reads_borrow_one_connection_and_give_it_back(wsgi_app, testapp):
     token = create_application(testapp)["app_token"]
     create_chat(testapp, token)
     create_message(testapp, token, 1, "hello there")
-    engine = wsgi_app.registry["db_read_engine"]
+    engine = wsgi_app.registry["services"].read_engine
     seen = []
     listen = [(engine.pool, name, lambda *args, name=name: seen.append(name)) for name in ("checkout", "checkin")]
     for target, name, fn in listen:
@@ -37,8 +37,10 @@ def test_reads_borrow_one_connection_and_give_it_back(wsgi_app, testapp):
             ("HEAD", messages_url(token, 1) + "/1", 200),
             ("GET", messages_url(token, 1) + "/9", 404),
             ("GET", messages_url(token, 1) + "/search?q=hello", 200),
-            ("GET", f"/messages/{token}/1/1", 200),  # the older API's route
-            ("GET", f"/applications/{token}/chats", 200),
+            ("GET", f"/messages/{token}/1/1", 200),  # the original API's routes
+            ("GET", f"/chats/{token}/1/messages", 200),
+            ("GET", f"/chats/{token}/1/search/hello", 200),
+            ("GET", f"/v1/applications/{token}/chats", 200),
         ]:
             seen.clear()
             testapp.request(url, method=method, status=status)
@@ -49,14 +51,29 @@ def test_reads_borrow_one_connection_and_give_it_back(wsgi_app, testapp):
         for target, name, fn in listen:
             event.remove(target, name, fn)
 
-    request = wsgi_app.request_factory.blank("/")
-    request.registry = wsgi_app.registry
-    reader = request.dbsession
-    assert isinstance(reader, Reader)
+
+def test_lock_waits_end_before_a_client_gives_up(settings):
+    """A statement blocked on a row lock fails after db.lock_wait_timeout seconds, with MySQL's
+    own error, well inside PyMySQL's read timeout: the request answers 503 instead of hanging."""
+    import pytest
+    import sqlalchemy.exc
+
+    engine = make_engine({**settings, "db.lock_wait_timeout": 1})
     try:
-        assert reader.execute(text("SELECT 1")).scalar() == 1
-        assert reader.connection() is reader.connection()
-        assert engine.pool.checkedout() == 1
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT @@SESSION.innodb_lock_wait_timeout")).scalar() == 1
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO consumer_failures VALUES ('lock', 'x', 'held', NOW())"))
+        holder = engine.connect()
+        try:
+            holder.begin()
+            holder.execute(text("SELECT * FROM consumer_failures WHERE consumer = 'lock' FOR UPDATE"))
+            with engine.connect() as waiter, pytest.raises(sqlalchemy.exc.OperationalError, match="1205"):
+                waiter.execute(text("UPDATE consumer_failures SET error = 'waited' WHERE consumer = 'lock'"))
+        finally:
+            holder.rollback()
+            holder.close()
+            with engine.begin() as conn:
+                conn.execute(text("DELETE FROM consumer_failures WHERE consumer = 'lock'"))
     finally:
-        reader.close()
-    assert engine.pool.checkedout() == 0
+        engine.dispose()

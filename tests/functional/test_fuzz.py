@@ -8,7 +8,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from sqlalchemy import text
 
-from chatsys.openapi import load_spec
+from chatsys.web.openapi import load_spec
 from tests.conftest import process_overrides
 from tests.support.db import TABLES, TESTING_INI
 from tests.support.net import free_port

@@ -44,8 +44,9 @@ def web(settings, tmp_path_factory):
 @pytest.mark.parametrize(
     "path,field",
     [
+        ("/v1/applications", "name"),
         ("/applications", "name"),
-        ("/chats", "name"),  # the original API's route: validated before any token lookup
+        ("/chats", "name"),  # the original API's routes
         ("/messages", "body"),
     ],
 )
@@ -79,6 +80,6 @@ def test_two_concurrent_hostile_bodies_are_refused_fast_and_health_stays_fast(we
 def test_a_json_integer_of_5000_digits_is_a_client_error(web):
     base, http = web
     body = b'{"name": ' + b"7" * 5000 + b"}"
-    res = http.request("POST", base + "/applications", body=body, headers={"Content-Type": "application/json"})
+    res = http.request("POST", base + "/v1/applications", body=body, headers={"Content-Type": "application/json"})
     assert res.status == 400, res.data
     assert json.loads(res.data)["error"]["code"] == "malformed_json"

@@ -24,7 +24,8 @@ def test_retried_message_create_returns_the_first(testapp, engine):
     assert again.headers["Idempotent-Replayed"] == "true"
     assert "Idempotent-Replayed" not in first.headers
     assert count(engine, "messages") == 1
-    assert count(engine, "outbox_events") == 2  # chat.created + one message.created
+    # application.created, chat.created and one message.created
+    assert count(engine, "outbox_events") == 3
 
 
 def test_a_replay_shows_the_body_exactly_as_created(testapp):
@@ -44,8 +45,8 @@ def test_a_replay_shows_the_body_exactly_as_created(testapp):
 def test_retried_chat_create_returns_the_first(testapp, engine):
     token = create_application(testapp)["app_token"]
     headers = {"Idempotency-Key": "chat-1"}
-    first = testapp.post_json(f"/applications/{token}/chats", {"name": "a"}, headers=headers, status=201)
-    again = testapp.post_json("/chats", {"name": "a", "app_token": token}, headers=headers, status=201)
+    first = testapp.post_json(f"/v1/applications/{token}/chats", {"name": "a"}, headers=headers, status=201)
+    again = testapp.post_json(f"/v1/applications/{token}/chats", {"name": "a"}, headers=headers, status=201)
     assert again.json == first.json
     assert count(engine, "chats") == 1
 

@@ -162,8 +162,8 @@ def test_no_database_id_in_any_response(testapp, engine):
     token = setup_chat(testapp)
     create_message(testapp, token, 1, "x")
     bodies = [
-        testapp.get(f"/applications/{token}").json,
-        testapp.get(f"/applications/{token}/chats/1").json,
+        testapp.get(f"/v1/applications/{token}").json,
+        testapp.get(f"/v1/applications/{token}/chats/1").json,
         testapp.get(messages_url(token, 1) + "/1").json,
         testapp.get(messages_url(token, 1)).json["data"][0],
     ]

@@ -17,7 +17,7 @@ from tests.support.db import ROOT, TESTING_INI, drop_database, server_engine
 
 def test_migrated_schema_matches_models(engine):
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        diff = compare_metadata(MigrationContext.configure(conn), metadata())
     assert diff == []
 
 

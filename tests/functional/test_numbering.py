@@ -57,7 +57,7 @@ def fire(urls: list[str], payload: dict, count: int, during=None) -> list:
 def test_concurrent_message_creates_through_two_instances(testapp, two_servers, engine):
     token = create_application(testapp)["app_token"]
     create_chat(testapp, token)
-    urls = [f"{base}/applications/{token}/chats/1/messages" for base in two_servers]
+    urls = [f"{base}/v1/applications/{token}/chats/1/messages" for base in two_servers]
 
     replies = fire(urls, {"body": "hi"}, CREATES)
 
@@ -69,7 +69,7 @@ def test_concurrent_message_creates_through_two_instances(testapp, two_servers, 
 
 def test_concurrent_chat_creates_through_two_instances(testapp, two_servers, engine):
     token = create_application(testapp)["app_token"]
-    urls = [f"{base}/applications/{token}/chats" for base in two_servers]
+    urls = [f"{base}/v1/applications/{token}/chats" for base in two_servers]
 
     replies = fire(urls, {"name": "c"}, CREATES)
 
@@ -82,7 +82,7 @@ def test_concurrent_chat_creates_through_two_instances(testapp, two_servers, eng
 def test_flushall_mid_stream_loses_nothing_and_repeats_nothing(testapp, two_servers, engine, redis_client):
     token = create_application(testapp)["app_token"]
     create_chat(testapp, token)
-    urls = [f"{base}/applications/{token}/chats/1/messages" for base in two_servers]
+    urls = [f"{base}/v1/applications/{token}/chats/1/messages" for base in two_servers]
 
     replies = fire(urls, {"body": "hi"}, CREATES, during=redis_client.flushall)
 
@@ -100,7 +100,7 @@ def lagging_counter(testapp, engine, redis_client, settings) -> str:
     """A chat with messages 1…10 whose Redis counter says 2; returns its messages URL."""
     token = create_application(testapp)["app_token"]
     create_chat(testapp, token)
-    url = f"/applications/{token}/chats/1/messages"
+    url = f"/v1/applications/{token}/chats/1/messages"
     for _ in range(10):
         testapp.post_json(url, {"body": "x"}, status=201)
     redis_client.set(message_key(engine, settings), 2)
@@ -143,7 +143,7 @@ def test_chat_counter_below_database_maximum_is_repaired(testapp, engine, redis_
 def test_counter_is_never_lowered_by_a_seed(testapp, engine, redis_client, settings):
     token = create_application(testapp)["app_token"]
     create_chat(testapp, token)
-    url = f"/applications/{token}/chats/1/messages"
+    url = f"/v1/applications/{token}/chats/1/messages"
     testapp.post_json(url, {"body": "x"}, status=201)
     redis_client.set(message_key(engine, settings), 40)  # ahead of MySQL, e.g. numbers taken by failed requests
     assert testapp.post_json(url, {"body": "y"}, status=201).json["message_number"] == 41

@@ -20,19 +20,30 @@ def test_each_create_and_edit_writes_one_event_with_full_state(testapp, engine):
     create_chat(testapp, token, "room")
     create_message(testapp, token, 1, "hello")
     testapp.patch_json(messages_url(token, 1) + "/1", {"body": "hello again"})
+    testapp.patch_json(f"/v1/applications/{token}/chats/1", {"name": "hall"})
+    testapp.patch_json(f"/v1/applications/{token}", {"name": "renamed"})
 
     events = outbox(engine)
     assert [(t, s) for t, s, _, _ in events] == [
+        ("application.created", "pending"),
         ("chat.created", "pending"),
         ("message.created", "pending"),
         ("message.updated", "pending"),
+        ("chat.updated", "pending"),
+        ("application.updated", "pending"),
     ]
-    chat_data = events[0][2]["data"]
-    assert chat_data["app_token"] == token and chat_data["chat_number"] == 1
-    created, updated = events[1][2]["data"], events[2][2]["data"]
+    data = [payload["data"] for _, _, payload, _ in events]
+    assert data[0]["app_token"] == token and data[0]["name"] == "acme"
+    assert data[1]["app_token"] == token and (data[1]["chat_number"], data[1]["name"]) == (1, "room")
+    created, updated = data[2], data[3]
     assert (created["body"], created["version"]) == ("hello", 1)
     assert (updated["body"], updated["version"]) == ("hello again", 2)
     assert updated["message_number"] == created["message_number"] == 1
+    assert (data[4]["chat_number"], data[4]["name"]) == (1, "hall")
+    assert data[5]["name"] == "renamed"
+    # Each event's data is what a client sees of the aggregate, plus the keys consumers need.
+    message = testapp.get(messages_url(token, 1) + "/1").json
+    assert {k: updated[k] for k in message} == message
     for _, _, payload, event_id in events:
         assert payload["event_id"] == event_id
 

@@ -13,8 +13,8 @@ import pika
 import pytest
 from sqlalchemy import text
 
-from chatsys import faults
 from chatsys.broker import connection_parameters
+from chatsys.runtime import faults
 from tests.conftest import amqp_channel
 from tests.support.api import create_application, create_chat, create_message, messages_url
 from tests.support.pipeline import count_drift, outbox_status, queue_depth, wait_drained
@@ -34,8 +34,8 @@ def seed(testapp, apps=2, chats=3, messages=5):
 
 
 def counts(testapp, token):
-    app = testapp.get(f"/applications/{token}").json
-    chats = testapp.get(f"/applications/{token}/chats?limit=100").json["data"]
+    app = testapp.get(f"/v1/applications/{token}").json
+    chats = testapp.get(f"/v1/applications/{token}/chats?limit=100").json["data"]
     return app["chats_count"], [c["messages_count"] for c in chats]
 
 
@@ -56,7 +56,7 @@ def test_counts_reach_the_truth_and_the_outbox_drains(testapp, procs, engine):
     wait_drained(engine)
     for token in tokens:
         assert counts(testapp, token) == (3, [5, 5, 5])
-    assert outbox_status(engine) == {"published": 2 * 3 + 2 * 3 * 5}
+    assert outbox_status(engine) == {"published": 2 + 2 * 3 + 2 * 3 * 5}  # applications, chats, messages
     assert all_counted(engine)
 
 
@@ -89,7 +89,7 @@ def test_relay_killed_between_confirm_and_commit_loses_and_doubles_nothing(testa
     seed(testapp, apps=1, chats=2, messages=10)
     doomed = procs.relay(env={"CHATSYS_FAULT": faults.RELAY_AFTER_CONFIRM})
     assert doomed.wait_exit(30) == -9  # it published, got confirms, and died before committing
-    assert outbox_status(engine).get("pending") == 22  # the claim was rolled back
+    assert outbox_status(engine).get("pending") == 23  # the claim was rolled back
     procs.relay()  # publishes the same events again: the consumers see duplicates
     wait_drained(engine)
     assert worker.alive
@@ -116,9 +116,9 @@ def test_two_relays_and_two_workers_give_exact_counts(settings, clean, procs, en
         procs.worker("counters")
     with serve(make_app(settings)) as base:
         client = Client()
-        token = client.post(f"{base}/applications", {"name": "busy"}).json["app_token"]
+        token = client.post(f"{base}/v1/applications", {"name": "busy"}).json["app_token"]
         for _ in range(4):
-            client.post(f"{base}/applications/{token}/chats", {})
+            client.post(f"{base}/v1/applications/{token}/chats", {})
 
         def load(worker: int) -> None:
             for i in range(60):
@@ -348,13 +348,17 @@ def test_unroutable_events_stay_visible_then_park_then_replay(testapp, procs, en
     )
     relay = procs.relay(ini=ini)
     wait_for(lambda: "connected to the broker" in relay.output(), message="relay connected")
-    with amqp_channel(settings) as channel:  # nobody listens to chat.created any more
-        channel.queue_unbind(broker.queue("counters"), broker.events_exchange, routing_key="chat.created")
     token = create_application(testapp)["app_token"]
+    wait_for(lambda: outbox_status(engine) == {"published": 1}, message="application.created published")
+    with amqp_channel(settings) as channel:  # no queue takes chat.created any more
+        channel.queue_unbind(broker.queue("counters"), broker.events_exchange, routing_key="chat.created")
+        channel.queue_unbind(broker.stream, broker.events_exchange, routing_key="#")
     create_chat(testapp, token)
     wait_for(lambda: outbox_status(engine).get("parked") == 1, message="parked after 3 returns")
     with engine.connect() as conn:
-        attempts, error = conn.execute(text("SELECT attempts, last_error FROM outbox_events")).one()
+        attempts, error = conn.execute(
+            text("SELECT attempts, last_error FROM outbox_events WHERE status = 'parked'")
+        ).one()
     assert attempts == 3 and "returned" in error and "NO_ROUTE" in error
     metrics = testapp.get("/metrics").text
     assert "chatsys_outbox_parked 1.0" in metrics
@@ -368,7 +372,7 @@ def test_unroutable_events_stay_visible_then_park_then_replay(testapp, procs, en
         timeout=60,
     )
     assert "made pending: 1" in out.stdout, out.stderr
-    wait_for(lambda: outbox_status(engine) == {"published": 1}, message="published after replay")
+    wait_for(lambda: outbox_status(engine) == {"published": 2}, message="published after replay")
 
 
 def test_relay_purges_old_published_rows_and_expired_idempotency_keys(procs, engine, settings, tmp_path):
@@ -422,7 +426,7 @@ def test_a_backlog_goes_out_in_overlapping_batches_each_event_once(testapp, proc
         create_message(testapp, token, i % 3 + 1, f"backlog message {i}")
     with engine.connect() as conn:
         event_ids = sorted(conn.execute(text("SELECT event_id FROM outbox_events")).scalars())
-    assert len(event_ids) == 3 + 240  # chat.created, message.created
+    assert len(event_ids) == 1 + 3 + 240  # application.created, chat.created, message.created
     with amqp_channel(settings) as channel:
         tap = channel.queue_declare("", exclusive=True).method.queue
         channel.queue_bind(tap, broker.events_exchange, "#")
@@ -503,7 +507,7 @@ def test_listing_dead_letters_spends_none_of_their_deliveries(settings, broker, 
             channel.basic_publish(
                 "", queue, b"{}", pika.BasicProperties(message_id=f"dead-{i}", delivery_mode=2, headers={"k": i})
             )
-    queues = DeadLetterQueues(connection_parameters(settings), broker, engine)
+    queues = DeadLetterQueues(connection_parameters(settings, "chatsys-tests"), broker, engine)
     for _ in range(25):
         assert [d.message_id for d in queues.peek("counters", limit=100)] == ["dead-0", "dead-1", "dead-2"]
     assert [d.message_id for d in queues.peek("counters", limit=2)] == ["dead-0", "dead-1"]
@@ -549,7 +553,7 @@ def test_a_clean_stop_hands_back_what_is_in_hand_as_not_processed(settings, brok
         for i in range(3):
             channel.basic_publish("", queue, b"{}", pika.BasicProperties(message_id=f"in-hand-{i}", delivery_mode=2))
     runner = Runner(parameters=None, topology=broker, consumers=[], engine=None)
-    connection = pika.BlockingConnection(connection_parameters(settings))
+    connection = pika.BlockingConnection(connection_parameters(settings, "chatsys-tests"))
     channel = connection.channel()
     channel.basic_qos(prefetch_count=10)
     channel.basic_consume(queue, lambda ch, method, props, body: runner._unsettled.update({method.delivery_tag: None}))

@@ -51,13 +51,13 @@ def test_make_run_serves_the_whole_pipeline_and_stops_on_ctrl_c(settings, clean,
                 return False
 
         wait_for(ready, timeout=90, interval=0.2, message="make run: /readyz")
-        token = http.request("POST", f"{base}/applications", json={"name": "readme"}).json()["app_token"]
-        assert http.request("POST", f"{base}/applications/{token}/chats", json={}).status == 201
-        url = f"{base}/applications/{token}/chats/1/messages"
+        token = http.request("POST", f"{base}/v1/applications", json={"name": "readme"}).json()["app_token"]
+        assert http.request("POST", f"{base}/v1/applications/{token}/chats", json={}).status == 201
+        url = f"{base}/v1/applications/{token}/chats/1/messages"
         assert http.request("POST", url, json={"body": "hello"}).status == 201
 
         def counted():
-            return http.request("GET", f"{base}/applications/{token}/chats/1").json()["messages_count"] == 1
+            return http.request("GET", f"{base}/v1/applications/{token}/chats/1").json()["messages_count"] == 1
 
         wait_for(counted, timeout=30, message="the message counted by the pipeline")
     finally:

@@ -98,7 +98,7 @@ def test_search_api_highlights_and_paginates(testapp):
     for i in range(5):
         create_message(testapp, token, 1, f"Café <b>{i}</b> hello")
     create_message(testapp, token, 2, "hello from another chat")
-    url = f"/applications/{token}/chats/1/messages/search"
+    url = f"/v1/applications/{token}/chats/1/messages/search"
     first = testapp.get(url, {"q": "CAFE hel", "limit": 2}).json
     assert [h["message_number"] for h in first["data"]] == [5, 4]
     assert first["data"][0]["highlight"] == "<em>Café</em> &lt;b&gt;4&lt;/b&gt; <em>hel</em>lo"
@@ -122,7 +122,7 @@ def test_search_api_highlights_and_paginates(testapp):
 def test_search_parameters_are_validated(testapp, params, field):
     token = create_application(testapp)["app_token"]
     create_chat(testapp, token)
-    res = testapp.get(f"/applications/{token}/chats/1/messages/search", params, status=422)
+    res = testapp.get(f"/v1/applications/{token}/chats/1/messages/search", params, status=422)
     assert res.json["error"]["details"][0]["field"] == field
 
 
@@ -131,5 +131,5 @@ def test_query_syntax_is_plain_text(testapp, q):
     token = create_application(testapp)["app_token"]
     create_chat(testapp, token)
     create_message(testapp, token, 1, "plain words only")
-    hits = testapp.get(f"/applications/{token}/chats/1/messages/search", {"q": q}).json["data"]
+    hits = testapp.get(f"/v1/applications/{token}/chats/1/messages/search", {"q": q}).json["data"]
     assert hits == []

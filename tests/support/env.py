@@ -7,6 +7,6 @@ database, or at a dead one, or at the Elasticsearch double.
 
 import os
 
-from chatsys.settings import ENV_OVERRIDES
+from chatsys.runtime.settings import ENV_OVERRIDES
 
 SERVER_ENV: dict[str, str] = {name: os.environ.pop(name) for name in ENV_OVERRIDES if name in os.environ}

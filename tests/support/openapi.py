@@ -10,7 +10,8 @@ import jsonschema
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-from chatsys.openapi import load_spec
+from chatsys.web.openapi import load_spec
+from chatsys.web.views.errors import ORIGINAL_ROOTS
 
 
 @cache
@@ -33,14 +34,15 @@ def check_response(method: str, url: str, status: int, content_type: str, body: 
     """Raise if the response does not match the document.
 
     Requests the document does not describe (a wrong method, an unknown path) must still answer
-    with the common error shape.
+    with an error shape: the original API's under its paths, /v1's elsewhere.
     """
     parts = urlsplit(url)
     if parts.path in ("/openapi.json", "/metrics") or parts.path.startswith("/docs"):
         return
     if not _documented(method, parts.path):
         assert content_type == "application/json", (status, content_type)
-        error_schema = load_spec()["components"]["schemas"]["Error"]
+        original = any(parts.path == root or parts.path.startswith(root + "/") for root in ORIGINAL_ROOTS)
+        error_schema = load_spec()["components"]["schemas"]["OriginalError" if original else "Error"]
         jsonschema.validate(json.loads(body), error_schema)
         return
     request = MockRequest("http://localhost", method.lower(), parts.path, args=dict(parse_qsl(parts.query)))

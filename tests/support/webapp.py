@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import quote
 
 import webtest
 
-from chatsys.accesslog import path_of
 from tests.support.openapi import check_response
 
 LEAKS = re.compile(r"Traceback|File \"/|sqlalchemy|pymysql|\bSELECT\b|\bINSERT INTO\b|\bUPDATE \w+ SET\b", re.I)
@@ -28,12 +28,18 @@ def internal_keys(value, path="$") -> list[str]:
     return found
 
 
+def path_of(request) -> str:
+    """The path as sent, percent-encoded (``request.path`` cannot decode one that is not UTF-8)."""
+    environ = request.environ
+    raw = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    return quote(raw.encode("latin-1", "replace"), safe="/%")
+
+
 class CheckedTestApp(webtest.TestApp):
     def do_request(self, req, status=None, expect_errors=None):
         response = super().do_request(req, status=status, expect_errors=expect_errors)
         if response.status_int == 204 or req.method == "HEAD":
             return response
-        # The path as sent, percent-encoded: ``req.url`` cannot decode a path that is not UTF-8.
         path, query = path_of(req), req.environ.get("QUERY_STRING")
         url = f"{path}?{query}" if query else path
         check_response(req.method, url, response.status_int, response.content_type, response.body)

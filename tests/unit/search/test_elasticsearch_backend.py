@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from elasticsearch import ApiError, Elasticsearch
 
+from chatsys.runtime.settings import SettingsError, resolve_settings
 from chatsys.search.cursor import encode as encode_cursor
 from chatsys.search.elasticsearch import ElasticsearchSearch, _search_hit, merge_highlights
 from chatsys.search.interfaces import (
@@ -30,7 +31,6 @@ from chatsys.search.interfaces import (
 )
 from chatsys.search.mapping import index_mappings
 from chatsys.search.query import words
-from chatsys.settings import SettingsError
 from tests.support.es_targets import EsTarget
 from tests.support.search_cases import ASKED_APP_TOKEN, ASKED_CHAT_NUMBER, SEARCH_CASES, SearchCase
 
@@ -541,7 +541,7 @@ def test_from_settings(es_double) -> None:
         "elasticsearch.timeout": "2.5",
     }
 
-    backend = ElasticsearchSearch.from_settings(settings)
+    backend = ElasticsearchSearch.from_settings(resolve_settings(settings, environ={}))
     backend.ensure_index()
     backend.check()
 
@@ -567,7 +567,7 @@ def test_from_settings_names_the_wrong_key(key: str, value: str) -> None:
     }
 
     with pytest.raises(SettingsError, match=re.escape(key)):
-        ElasticsearchSearch.from_settings({**settings, key: value})
+        ElasticsearchSearch.from_settings(resolve_settings({**settings, key: value}, environ={}))
 
 
 def test_aware_times_are_stored_as_utc(backend: ElasticsearchSearch, es_target: EsTarget) -> None:

@@ -1,0 +1,140 @@
+"""Chats, numbered 1, 2, 3… within their application: the table, its SQL, its events and its
+representation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint, bindparam, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from chatsys.domain import applications
+from chatsys.domain.applications import APPLICATIONS, ApplicationRef
+from chatsys.domain.errors import NotFound
+from chatsys.domain.fields import isoformat
+from chatsys.domain.keyset import Keyset
+from chatsys.domain.numbered import Created, create_numbered
+from chatsys.models.meta import TABLE_OPTIONS, Base, Timestamp, utcnow
+from chatsys.numbering import IAllocator, chat_sequence
+from chatsys.outbox import events, writer
+
+
+class Chat(Base):
+    __tablename__ = "chats"
+    __table_args__ = (
+        UniqueConstraint("application_id", "number", name="uq_chats_application_id_number"),
+        TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    application_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("applications.id"), nullable=False)
+    number: Mapped[int] = mapped_column(Integer, nullable=False)
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    messages_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Set by the counters consumer in the same transaction as the increment of
+    # applications.chats_count: the per-row inbox that makes the increment exactly-once and lets
+    # the reconciler run while traffic flows (docs/decisions.md).
+    counted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+
+
+CHATS = Chat.__table__
+SHOWN = (CHATS.c.number, CHATS.c.name, CHATS.c.messages_count, CHATS.c.created_at, CHATS.c.updated_at)
+BY_NUMBER = (CHATS.c.application_id == bindparam("application_id"), CHATS.c.number == bindparam("number"))
+LOAD = select(*SHOWN).where(*BY_NUMBER)
+# A chat by its public keys, in one query: the application's token and the chat's number.
+BY_KEYS = (
+    select(CHATS.c.id, CHATS.c.number, APPLICATIONS.c.id.label("application_id"), APPLICATIONS.c.token)
+    .join_from(CHATS, APPLICATIONS, CHATS.c.application_id == APPLICATIONS.c.id)
+    .where(APPLICATIONS.c.token == bindparam("token"), CHATS.c.number == bindparam("number"))
+)
+PAGES = Keyset(select(*SHOWN).where(CHATS.c.application_id == bindparam("application_id")), CHATS.c.number)
+
+
+@dataclass(frozen=True)
+class ChatRef:
+    """A chat as the other aggregates know it."""
+
+    id: int
+    number: int
+    application: ApplicationRef
+
+    @property
+    def key(self) -> str:
+        """The chat's key outside MySQL (events, Elasticsearch routing): token and number."""
+        return f"{self.application.token}:{self.number}"
+
+
+def representation(row: Any) -> dict[str, Any]:
+    """What clients see of a chat (the /v1 API)."""
+    return {
+        "chat_number": row.number,
+        "name": row.name,
+        "messages_count": row.messages_count,
+        "created_at": isoformat(row.created_at),
+        "updated_at": isoformat(row.updated_at),
+    }
+
+
+def find(session: Session, token: str, number: int) -> ChatRef:
+    """The chat ``number`` of the application ``token`` (one query); raises NotFound saying
+    which of the two is missing."""
+    if applications.TOKEN_SHAPE.fullmatch(token):
+        row = session.execute(BY_KEYS, {"token": token, "number": number}).one_or_none()
+        if row is not None:
+            return ChatRef(row.id, row.number, ApplicationRef(row.application_id, row.token))
+        if applications.find(session, token) is not None:
+            raise NotFound("chat")
+    raise NotFound("application")
+
+
+def load(session: Session, chat: ChatRef) -> Any:
+    return session.execute(LOAD, {"application_id": chat.application.id, "number": chat.number}).one()
+
+
+def page(session: Session, application: ApplicationRef, direction: str, cursor: int, limit: int) -> list[Any]:
+    return PAGES.fetch(session, {"application_id": application.id}, direction, cursor, limit)
+
+
+def _event(event_type: str, chat: ChatRef, row: Any) -> dict[str, Any]:
+    data = {"application_id": chat.application.id, "chat_id": chat.id, "app_token": chat.application.token}
+    return events.envelope(event_type, {**data, **representation(row)}, row.updated_at)
+
+
+def create(
+    session: Session,
+    allocator: IAllocator,
+    application: ApplicationRef,
+    name: str | None,
+    idempotency_key: str | None = None,
+) -> Created:
+    now = utcnow()
+    return create_numbered(
+        session,
+        allocator,
+        table=CHATS,
+        sequence=chat_sequence(application.id),
+        values=lambda number: {
+            "application_id": application.id,
+            "number": number,
+            "name": name,
+            "messages_count": 0,
+            "counted": False,
+            "created_at": now,
+            "updated_at": now,
+        },
+        event=lambda row: _event(events.CHAT_CREATED, ChatRef(row.id, row.number, application), row),
+        existing=lambda number: load(session, ChatRef(0, number, application)),
+        key=idempotency_key,
+        fields={} if name is None else {"name": name},
+    )
+
+
+def rename(session: Session, chat: ChatRef, name: str) -> Any:
+    session.execute(update(CHATS).where(CHATS.c.id == chat.id).values(name=name, updated_at=utcnow()))
+    row = load(session, chat)
+    writer.record(session, _event(events.CHAT_UPDATED, chat, row))
+    return row

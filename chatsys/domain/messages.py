@@ -1,0 +1,154 @@
+"""Messages, numbered 1, 2, 3… within their chat, ``version`` rising by one on every edit: the
+table, its SQL, its events, its representation and its search document.
+
+A field of a message is defined here once: a column of the table, listed in ``SHOWN`` if clients
+see it.  The /v1 representation, the data of the message's events (which the stream gateway
+sends as they are), the search document and the search hits are all built from ``SHOWN``, so a
+new field needs its migration, its column here, its schema in the OpenAPI document and its
+property in the search mapping (``chatsys.search.mapping``, which refuses unknown fields).
+
+The primary key is (chat_id, number), so InnoDB stores a chat's messages together and in order:
+every read the API makes is within one chat.  ``id`` is a unique AUTO_INCREMENT surrogate that
+events carry and the counters consumer flags messages by; clients never see it.
+(docs/decisions.md, "Messages are stored by chat".)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    PrimaryKeyConstraint,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    select,
+    update,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from chatsys.domain.chats import ChatRef
+from chatsys.domain.errors import NotFound
+from chatsys.domain.fields import json_value
+from chatsys.domain.keyset import Keyset
+from chatsys.domain.numbered import Created, create_numbered
+from chatsys.models.meta import TABLE_OPTIONS, Base, Timestamp, utcnow
+from chatsys.numbering import IAllocator, message_sequence
+from chatsys.outbox import events, writer
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        PrimaryKeyConstraint("chat_id", "number", name="pk_messages"),
+        UniqueConstraint("id", name="uq_messages_id"),
+        TABLE_OPTIONS,
+    )
+
+    # AUTO_INCREMENT in the migrations (SQLAlchemy gives it only to primary key columns).
+    id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    chat_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("chats.id"), nullable=False)
+    number: Mapped[int] = mapped_column(Integer, nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    # Set once by the counters consumer with the chats.messages_count increment (see Chat.counted).
+    counted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+
+
+MESSAGES = Message.__table__
+# The columns clients see, in the order they see them (``number`` shows as ``message_number``).
+SHOWN = ("number", "body", "version", "created_at", "updated_at")
+# The keys of a message's representation, event data and search document alike.
+KEYS = ("chat_number", "message_number", *SHOWN[1:])
+
+COLUMNS = [MESSAGES.c[name] for name in SHOWN]
+BY_NUMBER = (MESSAGES.c.chat_id == bindparam("chat_id"), MESSAGES.c.number == bindparam("number"))
+READ_ONE = select(*COLUMNS).where(*BY_NUMBER)
+LOCK_ONE = select(MESSAGES.c.id, *COLUMNS).where(*BY_NUMBER).with_for_update()
+PAGES = Keyset(select(*COLUMNS).where(MESSAGES.c.chat_id == bindparam("chat_id")), MESSAGES.c.number)
+
+
+def representation(chat_number: int, row: Any) -> dict[str, Any]:
+    """What clients see of a message: the /v1 JSON, an event's data, a search hit."""
+    shown = {name: json_value(getattr(row, name)) for name in SHOWN}
+    return {"chat_number": chat_number, "message_number": shown.pop("number"), **shown}
+
+
+def event(event_type: str, chat: ChatRef, row: Any) -> dict[str, Any]:
+    """An outbox event: the representation, plus the keys the consumers work by."""
+    data = {
+        "application_id": chat.application.id,
+        "chat_id": chat.id,
+        "message_id": row.id,
+        "app_token": chat.application.token,
+        **representation(chat.number, row),
+    }
+    return events.envelope(event_type, data, row.updated_at)
+
+
+def search_document(data: dict[str, Any]) -> dict[str, Any]:
+    """What the search index holds of a message, from its event's data (or a row's
+    representation plus ``app_token``)."""
+    return {"app_token": data["app_token"], **{key: data[key] for key in KEYS}}
+
+
+def find(session: Session, chat: ChatRef, number: int) -> Any:
+    row = session.execute(READ_ONE, {"chat_id": chat.id, "number": number}).one_or_none()
+    if row is None:
+        raise NotFound("message")
+    return row
+
+
+def page(session: Session, chat: ChatRef, direction: str, cursor: int, limit: int) -> list[Any]:
+    return PAGES.fetch(session, {"chat_id": chat.id}, direction, cursor, limit)
+
+
+def create(
+    session: Session, allocator: IAllocator, chat: ChatRef, body: str, idempotency_key: str | None = None
+) -> Created:
+    now = utcnow()
+    return create_numbered(
+        session,
+        allocator,
+        table=MESSAGES,
+        sequence=message_sequence(chat.id),
+        values=lambda number: {
+            "chat_id": chat.id,
+            "number": number,
+            "body": body,
+            "version": 1,
+            "counted": False,
+            "created_at": now,
+            "updated_at": now,
+        },
+        event=lambda row: event(events.MESSAGE_CREATED, chat, row),
+        existing=lambda number: find(session, chat, number),
+        key=idempotency_key,
+        fields={"body": body},
+    )
+
+
+def edit(session: Session, chat: ChatRef, number: int, body: str) -> Any:
+    """A new body and the next version.  FOR UPDATE: concurrent edits of one message serialise
+    here, so each gets its own version and each event carries the body of that version."""
+    current = session.execute(LOCK_ONE, {"chat_id": chat.id, "number": number}).one_or_none()
+    if current is None:
+        raise NotFound("message")
+    edited = SimpleNamespace(
+        **{**current._asdict(), "body": body, "version": current.version + 1, "updated_at": utcnow()}
+    )
+    session.execute(
+        update(MESSAGES)
+        .where(MESSAGES.c.chat_id == chat.id, MESSAGES.c.number == number)
+        .values(body=edited.body, version=edited.version, updated_at=edited.updated_at)
+    )
+    writer.record(session, event(events.MESSAGE_UPDATED, chat, edited))
+    return edited

@@ -1,0 +1,114 @@
+"""Creating a numbered child (a chat of an application, a message of a chat) in one transaction.
+
+Steps: honour an ``Idempotency-Key``; take a number from the allocator; INSERT the row, the
+idempotency record and the outbox event describing the row.  A number MySQL already holds (Redis
+behind MySQL) reseeds the allocator and raises :class:`~chatsys.numbering.NumberConflict`, which
+pyramid_retry retries.  The caller's transaction (pyramid_tm) commits all of it, or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from pyramid_retry import mark_error_retryable
+from sqlalchemy import Table, insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from zope.sqlalchemy import mark_changed
+
+from chatsys.domain.errors import IdempotencyKeyReused
+from chatsys.models import IdempotencyKey, utcnow
+from chatsys.numbering import IAllocator, NumberConflict, Sequence
+from chatsys.outbox import writer
+
+
+class IdempotencyRace(Exception):
+    """Another request with the same Idempotency-Key committed first; retrying replays it."""
+
+
+mark_error_retryable(IdempotencyRace)
+
+INSERT_KEY = insert(IdempotencyKey.__table__)
+# MySQL's ER_DUP_ENTRY.  Each INSERT of a create can break one unique key only, so the code alone
+# says which: the row's (parent, number), since its id is the server's AUTO_INCREMENT, or the
+# idempotency record's primary key.  Not the key's name, which changed with migration 0003.
+DUPLICATE_ENTRY = 1062
+
+
+def is_duplicate(exc: IntegrityError) -> bool:
+    args = getattr(exc.orig, "args", ())
+    return bool(args) and args[0] == DUPLICATE_ENTRY
+
+
+def fingerprint(fields: dict[str, Any]) -> str:
+    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Created:
+    row: Any  # the new row's columns by name, or the original row for a replayed key
+    replayed: bool
+
+
+def create_numbered(
+    session: Session,
+    allocator: IAllocator,
+    *,
+    table: Table,
+    sequence: Sequence,
+    values: Callable[[int], dict[str, Any]],
+    event: Callable[[SimpleNamespace], dict[str, Any]],
+    existing: Callable[[int], Any],
+    key: str | None = None,
+    fields: dict[str, Any] | None = None,
+) -> Created:
+    """Insert a ``table`` row numbered by ``sequence`` with ``values(number)``, and its event.
+
+    With an idempotency ``key``, a key seen before with the same ``fields`` gives the row it
+    created (``existing(number)``), and with other fields raises :class:`IdempotencyKeyReused`.
+    """
+    digest = fingerprint(fields or {}) if key is not None else None
+    if key is not None:
+        record = session.get(IdempotencyKey, (sequence.kind, sequence.parent_id, key))
+        if record is not None:
+            if record.fingerprint != digest:
+                raise IdempotencyKeyReused()
+            return Created(existing(record.resource_number), replayed=True)
+
+    number = allocator.allocate(sequence)
+    row = values(number)
+    try:
+        # lastrowid: the AUTO_INCREMENT id, which is not the primary key of every table (messages).
+        row["id"] = session.execute(insert(table), row).lastrowid
+    except IntegrityError as exc:
+        if is_duplicate(exc):
+            allocator.reseed(sequence)
+            raise NumberConflict(f"{sequence.kind} number {number} already taken") from exc
+        raise
+    if key is not None:
+        try:
+            session.execute(
+                INSERT_KEY,
+                {
+                    "scope": sequence.kind,
+                    "parent_id": sequence.parent_id,
+                    "idem_key": key,
+                    "fingerprint": digest,
+                    "resource_number": number,
+                    "created_at": utcnow(),
+                },
+            )
+        except IntegrityError as exc:
+            if is_duplicate(exc):
+                raise IdempotencyRace(key) from exc
+            raise
+    created = SimpleNamespace(**row)
+    writer.record(session, event(created))
+    mark_changed(session)
+    return Created(created, replayed=False)

@@ -1,0 +1,88 @@
+"""Route factories: the application, chat or message a request names, or a 404.
+
+/v1 names everything in the path.  The original API reads its keys from Rails-style ``params``
+(``request.original_params``: path, body or query string, ``chatsys.web.params``).  Both
+resolve through the same domain lookups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chatsys.domain import applications, chats
+from chatsys.domain.applications import ApplicationRef
+from chatsys.domain.chats import ChatRef
+from chatsys.domain.errors import NotFound
+from chatsys.web.params import number
+from chatsys.web.validation import parse_path_number
+
+
+@dataclass(frozen=True)
+class MessageContext:
+    chat: ChatRef
+    number: int
+
+
+def find_application(request, token: str | None) -> ApplicationRef:
+    found = applications.find(request.dbsession, token or "") if isinstance(token, str) else None
+    if found is None:
+        raise NotFound("application")
+    return found
+
+
+def find_chat(request, token: str | None, chat_number: int | None) -> ChatRef:
+    if not isinstance(token, str):
+        raise NotFound("application")
+    if chat_number is None:
+        find_application(request, token)  # which of the two is missing decides the answer
+        raise NotFound("chat")
+    return chats.find(request.dbsession, token, chat_number)
+
+
+def message_number(value: int | None) -> int:
+    if value is None:
+        raise NotFound("message")
+    return value
+
+
+# -- /v1: everything in the path -------------------------------------------------------------------
+
+
+def application(request) -> ApplicationRef:
+    return find_application(request, request.matchdict.get("token"))
+
+
+def chat(request) -> ChatRef:
+    md = request.matchdict
+    return find_chat(request, md.get("token"), parse_path_number(md.get("chat_number")))
+
+
+def message(request) -> MessageContext:
+    md = request.matchdict
+    # The message number first: one that is not a number is a 404 whatever the chat.
+    number = message_number(parse_path_number(md.get("message_number")))
+    return MessageContext(find_chat(request, md.get("token"), parse_path_number(md.get("chat_number"))), number)
+
+
+# -- the original API: keys in params ----------------------------------------------------------------
+
+
+def original_application(request) -> ApplicationRef:
+    return find_application(request, request.original_params.get("app_token"))
+
+
+def original_chat(request) -> ChatRef:
+    """ChatsController's ``set_chat``: the chat is ``params[:number]``."""
+    params = request.original_params
+    return find_chat(request, params.get("app_token"), number(params, "number"))
+
+
+def original_message_chat(request) -> ChatRef:
+    """MessagesController's ``set_chat``: the chat is ``params[:chat_number]``."""
+    params = request.original_params
+    return find_chat(request, params.get("app_token"), number(params, "chat_number"))
+
+
+def original_message(request) -> MessageContext:
+    chat = original_message_chat(request)
+    return MessageContext(chat, message_number(number(request.original_params, "number")))
