@@ -1,5 +1,8 @@
-"""Inspect, replay and purge what the pipeline parked: outbox rows the relay gave up on, and
-messages the consumers dead-lettered (with the reason each was rejected)."""
+"""Inspect, replay and purge what the pipeline parked: outbox rows the broker kept refusing, and
+messages the consumers dead-lettered (with the reason each was rejected).
+
+Parked outbox rows are also retried by the relay on their own, every ``relay.parked_retry``
+seconds; ``replay`` makes them due at once."""
 
 from __future__ import annotations
 
@@ -35,13 +38,19 @@ class ParkedRow:
     attempts: int
     last_error: str | None
     created_at: datetime
+    next_attempt_at: datetime  # when the relay tries it again by itself
+
+
+def parked_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT COUNT(*) FROM outbox_events WHERE status = 'parked'")).scalar_one()
 
 
 def parked_rows(engine: Engine, limit: int = 100) -> list[ParkedRow]:
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT id, event_id, type, attempts, last_error, created_at FROM outbox_events "
+                "SELECT id, event_id, type, attempts, last_error, created_at, next_attempt_at FROM outbox_events "
                 "WHERE status = 'parked' ORDER BY id LIMIT :limit"
             ),
             {"limit": limit},

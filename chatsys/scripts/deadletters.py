@@ -1,7 +1,8 @@
 """chatsys-deadletters <ini> list|replay|purge: parked outbox rows and dead-lettered messages.
 
-list    show parked outbox rows and each consumer's dead letters, with the recorded errors
-replay  make parked rows pending again and move dead letters back to their queue (after a fix)
+list    show parked outbox rows (which the relay also retries by itself, every relay.parked_retry
+        seconds) and each consumer's dead letters, with the recorded errors
+replay  make parked rows pending again at once and move dead letters back to their queue (after a fix)
 purge   delete them (asks for --yes)
 """
 
@@ -12,6 +13,7 @@ from chatsys.broker import connection_parameters, topology_from_settings
 from chatsys.broker.topology import CONSUMERS
 from chatsys.consumers.deadletters import (
     DeadLetterQueues,
+    parked_count,
     parked_rows,
     purge_parked,
     replay_parked,
@@ -44,9 +46,14 @@ def main(argv=None) -> None:
         if args.action == "list":
             if with_outbox:
                 rows = parked_rows(engine, args.limit or 100)
-                out.write(f"parked outbox rows: {len(rows)}\n")
+                total = parked_count(engine)
+                shown = f" (the first {len(rows)} shown)" if total > len(rows) else ""
+                out.write(f"parked outbox rows: {total}{shown}\n")
                 for r in rows:
-                    out.write(f"  #{r.id} {r.type} {r.event_id} attempts={r.attempts} error={r.last_error}\n")
+                    out.write(
+                        f"  #{r.id} {r.type} {r.event_id} attempts={r.attempts} "
+                        f"next_try={r.next_attempt_at.isoformat(timespec='seconds')}Z error={r.last_error}\n"
+                    )
             if with_queues:
                 for consumer in consumers:
                     letters = queues.peek(consumer, args.limit or 100)
