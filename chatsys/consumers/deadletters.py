@@ -2,12 +2,16 @@
 messages the consumers dead-lettered (with the reason each was rejected).
 
 Parked outbox rows are also retried by the relay on their own, every ``relay.parked_retry``
-seconds; ``replay`` makes them due at once."""
+seconds; ``replay`` makes them due at once.  Dead letters are only ever moved by ``replay``, which
+moves what the dead queue holds when it starts, once each, and then reports the ones the consumer
+rejected straight back."""
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import time
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import pika
@@ -28,6 +32,8 @@ class DeadLetter:
     deaths: int
     error: str | None  # what the consumer recorded, if anything
     body: bytes
+    replays: int = 0  # how many times ``replay`` has moved it back
+    replay_id: str | None = None  # the last replay that moved it back
 
 
 @dataclass
@@ -39,6 +45,21 @@ class ParkedRow:
     last_error: str | None
     created_at: datetime
     next_attempt_at: datetime  # when the relay tries it again by itself
+
+
+@dataclass
+class Replayed:
+    """What one ``replay`` of a consumer's dead queue did."""
+
+    consumer: str
+    # Set as a header on every message this replay moves; dead-lettering keeps headers, so a
+    # message that comes back carries it.  (Not x-death's count: from RabbitMQ 4.0 the broker
+    # ignores the x-death a client publishes, so that count starts again at 1.)
+    replay_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    count: int = 0  # messages moved
+    left: int = 0  # dead letters not moved (past the limit)
+    came_back: list[DeadLetter] = field(default_factory=list)  # rejected again, left in the dead queue
+    checked: bool = False  # False: no consumer was attached, so whether they came back is unknown
 
 
 def parked_count(engine: Engine) -> int:
@@ -99,6 +120,9 @@ def _death(properties) -> tuple[str, int]:
 
 # Headers the broker sets on a delivery; a copy published again starts without them.
 DELIVERY_HEADERS = ("x-delivery-count", "x-acquired-count")
+# Headers ``replay`` sets (not x-: those belong to the broker).
+REPLAY_ID = "chatsys-replay-id"
+REPLAYS = "chatsys-replays"
 
 
 def _as_republished(properties: pika.BasicProperties) -> pika.BasicProperties:
@@ -147,7 +171,21 @@ class DeadLetterQueues:
                 if method is None:
                     break
                 reason, deaths = _death(properties)
-                found.append(DeadLetter(consumer, properties.message_id, properties.type, reason, deaths, None, body))
+                headers = properties.headers or {}
+                replay_id = headers.get(REPLAY_ID)
+                found.append(
+                    DeadLetter(
+                        consumer,
+                        properties.message_id,
+                        properties.type,
+                        reason,
+                        deaths,
+                        None,
+                        body,
+                        int(headers.get(REPLAYS) or 0),
+                        replay_id.decode() if isinstance(replay_id, bytes) else replay_id,
+                    )
+                )
                 channel.basic_publish("", queue, body, _as_republished(properties), mandatory=True)
                 channel.basic_ack(method.delivery_tag)
         errors = _errors(self.engine, consumer, [d.message_id for d in found if d.message_id])
@@ -155,20 +193,61 @@ class DeadLetterQueues:
             d.error = errors.get(d.message_id or "")
         return found
 
-    def replay(self, consumer: str, limit: int | None = None) -> int:
-        """Move dead letters back to the consumer's queue (confirmed publish, then ack)."""
-        moved = 0
+    def replay(self, consumer: str, limit: int | None = None) -> Replayed:
+        """Move the dead letters the queue holds now (at most ``limit``) back to the consumer's
+        queue, once each (confirmed publish, then ack).
+
+        Only those there at the start: the queue is FIFO, so its depth then is exactly how many to
+        take from its head.  What the consumer rejects again goes to the back and is not taken a
+        second time; going on until the queue was empty moved poison round and round, thousands of
+        times a minute, each time a database row and an ERROR line.  :meth:`came_back` reports it."""
+        replayed = Replayed(consumer)
+        dead = self.topology.dead_queue(consumer)
         with self._channel() as channel:
             channel.confirm_delivery()
-            while limit is None or moved < limit:
-                method, properties, body = channel.basic_get(self.topology.dead_queue(consumer))
+            depth = channel.queue_declare(dead, passive=True).method.message_count
+            for _ in range(depth if limit is None else min(limit, depth)):
+                method, properties, body = channel.basic_get(dead)
                 if method is None:
                     break
+                copy = _as_republished(properties)
+                copy.headers = {
+                    **(copy.headers or {}),
+                    REPLAY_ID: replayed.replay_id,
+                    REPLAYS: int((copy.headers or {}).get(REPLAYS) or 0) + 1,
+                }
                 # The default exchange routes straight to the one queue that rejected it.
-                channel.basic_publish("", self.topology.queue(consumer), body, properties, mandatory=True)
+                channel.basic_publish("", self.topology.queue(consumer), body, copy, mandatory=True)
                 channel.basic_ack(method.delivery_tag)
-                moved += 1
-        return moved
+                replayed.count += 1
+        replayed.left = depth - replayed.count
+        return replayed
+
+    def came_back(self, replays: list[Replayed], wait: float) -> None:
+        """Find the replayed dead letters that their consumer rejected straight back.
+
+        Waits up to ``wait`` seconds (less if as many dead letters arrived as were moved), then
+        lists each dead queue (without spending deliveries, see :meth:`peek`) for messages that
+        carry this replay's id: dead once more since.  They stay where they are: replaying them
+        again before a fix would only send them round again."""
+        watched = [r for r in replays if r.count]
+        with self._channel() as channel:
+            for r in watched:
+                queue = channel.queue_declare(self.topology.queue(r.consumer), passive=True)
+                r.checked = queue.method.consumer_count > 0
+            watched = [r for r in watched if r.checked]
+
+            def arrived(r: Replayed) -> int:  # dead letters since the snapshot: any that came back, and new ones
+                dead = channel.queue_declare(self.topology.dead_queue(r.consumer), passive=True)
+                return dead.method.message_count - r.left
+
+            deadline = time.monotonic() + wait
+            while watched and time.monotonic() < deadline and any(arrived(r) < r.count for r in watched):
+                channel.connection.sleep(0.1)
+        for r in watched:
+            r.came_back = [
+                letter for letter in self.peek(r.consumer, limit=1_000_000) if letter.replay_id == r.replay_id
+            ]
 
     def purge(self, consumer: str) -> int:
         with self._channel() as channel:

@@ -2,7 +2,9 @@
 
 list    show parked outbox rows (which the relay also retries by itself, every relay.parked_retry
         seconds) and each consumer's dead letters, with the recorded errors
-replay  make parked rows pending again at once and move dead letters back to their queue (after a fix)
+replay  make parked rows pending again at once, and move the dead letters each queue holds now
+        back to their consumer, once each (after a fix); then report those the consumer rejected
+        straight back, which stay dead-lettered
 purge   delete them (asks for --yes)
 """
 
@@ -12,6 +14,7 @@ import sys
 from chatsys.broker import connection_parameters, topology_from_settings
 from chatsys.broker.topology import CONSUMERS
 from chatsys.consumers.deadletters import (
+    DeadLetter,
     DeadLetterQueues,
     parked_count,
     parked_rows,
@@ -19,6 +22,11 @@ from chatsys.consumers.deadletters import (
     replay_parked,
 )
 from chatsys.scripts import load, parser
+
+
+def _letter(d: DeadLetter) -> str:
+    replays = f" replays={d.replays}" if d.replays else ""
+    return f"  {d.type} {d.message_id} reason={d.reason} deaths={d.deaths}{replays} error={d.error}\n"
 
 
 def main(argv=None) -> None:
@@ -29,14 +37,21 @@ def main(argv=None) -> None:
     p.add_argument("--outbox-only", action="store_true", help="only parked outbox rows")
     p.add_argument("--queues-only", action="store_true", help="only dead-letter queues")
     p.add_argument("--limit", type=int, default=None)
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=5.0,
+        help="replay: seconds to watch for dead letters rejected straight back (default 5; 0: do not wait)",
+    )
     p.add_argument("--yes", action="store_true", help="confirm purge")
     args = p.parse_args(argv)
     env = load(args.config_uri)
     settings = env["registry"].settings
     engine = env["registry"]["db_engine"]
+    topology = topology_from_settings(settings)
     queues = DeadLetterQueues(
         connection_parameters({**settings, "amqp.connection_name": "chatsys-deadletters"}),
-        topology_from_settings(settings),
+        topology,
         engine,
     )
     consumers = [args.consumer] if args.consumer else list(CONSUMERS)
@@ -59,13 +74,33 @@ def main(argv=None) -> None:
                     letters = queues.peek(consumer, args.limit or 100)
                     out.write(f"dead letters of {consumer}: {len(letters)}\n")
                     for d in letters:
-                        out.write(f"  {d.type} {d.message_id} reason={d.reason} deaths={d.deaths} error={d.error}\n")
+                        out.write(_letter(d))
         elif args.action == "replay":
             if with_outbox:
                 out.write(f"parked outbox rows made pending: {replay_parked(engine, args.limit)}\n")
             if with_queues:
-                for consumer in consumers:
-                    out.write(f"dead letters moved back to {consumer}: {queues.replay(consumer, args.limit)}\n")
+                replays = [queues.replay(consumer, args.limit) for consumer in consumers]
+                for r in replays:
+                    left = f" ({r.left} left for a later replay)" if r.left else ""
+                    out.write(f"dead letters moved back to {r.consumer}: {r.count}{left}\n")
+                out.flush()
+                if args.wait > 0:
+                    queues.came_back(replays, args.wait)
+                for r in replays:
+                    if not r.count or args.wait <= 0:
+                        continue
+                    if not r.checked:
+                        out.write(
+                            f"no consumer on {topology.queue(r.consumer)}: "
+                            "whether they are still refused shows once a worker runs (list)\n"
+                        )
+                        continue
+                    out.write(
+                        f"rejected straight back to {topology.dead_queue(r.consumer)} "
+                        f"(within {args.wait:g}s), left there: {len(r.came_back)}\n"
+                    )
+                    for d in r.came_back:
+                        out.write(_letter(d))
         else:
             if not args.yes:
                 p.error("purge deletes data: add --yes")
