@@ -504,11 +504,13 @@ class Relay:
             if not self._batches:
                 self._close()
         elif self._nacks_persist(published, failed):
-            log.warning(
-                "every publish nacked for %gs: opening a new connection (the queues are asked afresh)",
-                self.settings.nacked_reconnect,
-            )
-            self._close()
+            self._nacked_since = None
+            if self._connection is not None and self._connection.is_open:  # not already closing
+                log.warning(
+                    "every publish nacked for %gs: opening a new connection (the queues are asked afresh)",
+                    self.settings.nacked_reconnect,
+                )
+                self._connection.close()
         elif retry_in:
             # Back off: this replaces any sooner tick, so nothing is claimed before the rows just
             # released are due again.
