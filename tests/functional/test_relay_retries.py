@@ -106,8 +106,10 @@ def test_a_channel_the_broker_closes_spends_no_attempt(testapp, procs, engine, s
     channel (404).  The relay connects again, declares the topology afresh and publishes the
     same rows; with ``max_attempts`` 1 a counted attempt would have parked every one of them."""
     relay = procs.relay(ini=relay_ini(settings, tmp_path, **{"relay.max_attempts": "1"}))
-    procs.worker("counters")
+    worker = procs.worker("counters")
+    # Both have declared the topology (a late start would declare the exchange again).
     wait_for(lambda: "connected to the broker" in relay.output(), message="relay connected")
+    wait_for(lambda: "consuming" in worker.output(), message="worker consuming")
     with amqp_channel(settings) as channel:
         channel.exchange_delete(broker.events_exchange)
     token = create_application(testapp, "closed")["app_token"]
@@ -167,8 +169,10 @@ def test_parked_rows_are_retried_by_themselves_and_stay_parked_until_published(
     ``chatsys-deadletters list`` show it, and once a binding is back it is published with no one
     running anything."""
     relay = procs.relay(ini=relay_ini(settings, tmp_path, **{"relay.max_attempts": "2", "relay.parked_retry": "0.5"}))
-    procs.worker("counters")
+    worker = procs.worker("counters")
+    # Both have declared the topology (a late start would bind chat.created again).
     wait_for(lambda: "connected to the broker" in relay.output(), message="relay connected")
+    wait_for(lambda: "consuming" in worker.output(), message="worker consuming")
     with amqp_channel(settings) as channel:  # nobody listens to chat.created any more
         channel.queue_unbind(broker.queue("counters"), broker.events_exchange, routing_key="chat.created")
     token = create_application(testapp, "parked")["app_token"]
