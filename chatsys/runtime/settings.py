@@ -178,6 +178,14 @@ SETTINGS: dict[str, Setting] = {
     "relay.idempotency_retention": Setting("86400", seconds()),
     "relay.backoff_base": Setting("0.5", seconds()),
     "relay.backoff_max": Setting("300", seconds()),
+    # Broker trouble (nacks, timeouts, a blocked or lost connection) never spends an attempt: the
+    # relay pauses at most this long and tries again.
+    "relay.transient_backoff_max": Setting("10", seconds()),
+    # A parked row is tried again after this long (jittered: half to all of it), so that any outage
+    # heals with no one acting.
+    "relay.parked_retry": Setting("1800", seconds()),
+    # Nothing but nacks for this long: open a new connection (rabbitmq-server#12206).
+    "relay.nacked_reconnect": Setting("30", seconds()),
     # The consumers.
     "worker.prefetch": Setting("200", integer(1, 65535)),
     "worker.batch_size": Setting("100", integer(1, 10_000)),

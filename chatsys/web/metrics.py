@@ -27,6 +27,7 @@ from pyramid.response import Response
 from sqlalchemy import text
 
 from chatsys.models import utcnow
+from chatsys.models.outbox import PARKED, PENDING
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("chatsys.access")
@@ -43,7 +44,7 @@ UNMATCHED = "unmatched"
 
 OUTBOX_BACKLOG = text(
     "SELECT status, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox_events "
-    "WHERE status IN ('pending', 'parked') GROUP BY status"
+    f"WHERE status IN ('{PENDING}', '{PARKED}') GROUP BY status"
 )
 
 

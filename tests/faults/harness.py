@@ -8,8 +8,10 @@ how long that took, asserts every invariant and returns the scenario's report li
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import re
 import subprocess
 import threading
 import time
@@ -32,6 +34,78 @@ SERVICES = ROOT / "scripts" / "services.sh"
 
 def services(action: str, name: str) -> None:
     subprocess.run([str(SERVICES), action, name], check=True, capture_output=True, timeout=180)
+
+
+def rabbitmqctl(*args: str) -> str:
+    return subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, text=True, timeout=60).stdout
+
+
+def restore(*args: str, timeout: float = 180.0) -> None:
+    """``rabbitmqctl`` for undoing a fault: retried until it works, so that a broker that is
+    briefly unreachable (restarted by someone else's test) does not keep this run's fault."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            rabbitmqctl(*args)
+            return
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+@contextlib.contextmanager
+def queues_refusing_publishes(queues: list[str]):
+    """A policy that caps these queues (this run's only) at 0 messages: with the topology's
+    ``reject-publish`` overflow, the broker nacks the publishes routed to them, as it does when a
+    queue is full.  Undone even on failure, the limit raised before the policy is cleared: a
+    quorum queue whose limit is cleared while it rejects never tells the channels it told to
+    reject that they may publish again (rabbitmq-server#12206; the relay copes, see its
+    ``nacked_reconnect``, but the next scenario should not start with that)."""
+    name = f"chatsys-faults-{uuid.uuid4().hex[:8]}"
+    pattern = "^(" + "|".join(re.escape(q) for q in queues) + ")$"
+    policy = ("set_policy", "--apply-to", "queues", "--priority", "100", name, pattern)
+    rabbitmqctl(*policy, '{"max-length": 0}')
+    try:
+        yield
+    finally:
+        try:
+            restore(*policy, '{"max-length": 1000000000}')
+        finally:
+            restore("clear_policy", name)
+
+
+def _alarms() -> str:
+    return rabbitmqctl("eval", "rabbit_alarm:get_alarms().").strip()
+
+
+@contextlib.contextmanager
+def memory_alarm():
+    """Sets the node's memory watermark so low that its memory alarm goes off: RabbitMQ then blocks
+    every connection that publishes (``connection.blocked``) and reads nothing more from it.
+    Node-wide, so run it under ``flock /tmp/chatsys-services.lock``.  The watermark read before
+    is restored even on failure, and the alarm waited out."""
+    alarms = _alarms()
+    if alarms != "[]":
+        raise AssertionError(
+            f"the broker already has an alarm ({alarms}); if a run was killed inside this scenario, "
+            "restore the watermark: rabbitmqctl set_vm_memory_high_watermark 0.4"
+        )
+    before = rabbitmqctl("eval", "vm_memory_monitor:get_vm_memory_high_watermark().").strip()
+    absolute = re.fullmatch(r"\{absolute,(\d+)\}", before)
+    relative = re.fullmatch(r"(?:\{relative,)?([0-9.]+)\}?", before)
+    if absolute:
+        watermark = ["absolute", absolute.group(1)]
+    elif relative:
+        watermark = [relative.group(1)]
+    else:
+        raise AssertionError(f"cannot read the memory watermark to restore it later: {before!r}")
+    rabbitmqctl("set_vm_memory_high_watermark", "0.000001")
+    try:
+        yield
+    finally:
+        restore("set_vm_memory_high_watermark", *watermark)
+        wait_for(lambda: _alarms() == "[]", 30, interval=0.5, message="the memory alarm cleared")
 
 
 @dataclass
@@ -75,11 +149,19 @@ class Load:
     """Threads that create messages (and edit acknowledged ones) until stopped, recording every
     request and its answer.  Bodies are unique, so any row can be traced to its request."""
 
-    def __init__(self, base: str, chats: list[tuple[str, int]], threads: int = 4, edit_share: float = 0.2):
+    def __init__(
+        self,
+        base: str,
+        chats: list[tuple[str, int]],
+        threads: int = 4,
+        edit_share: float = 0.2,
+        pause: float = 0.0,
+    ):
         self.base = base
         self.chats = chats
         self.threads = threads
         self.edit_share = edit_share
+        self.pause = pause  # seconds each thread waits between requests: a steady rate for long scenarios
         self.ops: list[Op] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -130,6 +212,8 @@ class Load:
                 self.ops.append(op)
             if op.status is None or op.status >= 500:
                 self._stop.wait(0.05)  # a dead server: do not spin
+            elif self.pause:
+                self._stop.wait(self.pause)
 
 
 class System:

@@ -14,9 +14,18 @@ import pytest
 from redis import Redis
 from sqlalchemy import text
 
+from chatsys.broker.topology import CONSUMERS
 from chatsys.runtime import faults
-from tests.faults.harness import Load, check_invariants, publish, services
+from tests.faults.harness import (
+    Load,
+    check_invariants,
+    memory_alarm,
+    publish,
+    queues_refusing_publishes,
+    services,
+)
 from tests.support.pipeline import outbox_status, queue_depth
+from tests.support.processes import write_ini
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.faults
@@ -133,6 +142,72 @@ def test_broker_stopped_for_twenty_seconds(scenario):
     load.stop()
     settle_and_check(s, load, settle_timeout=300)
     assert {op.status for op in load.ops} == {201, 200}  # no request failed at all
+
+
+@pytest.mark.services
+def test_broker_nacks_then_blocks_for_two_minutes(scenario):
+    """Two minutes of a broker in trouble, then it recovers, and nobody runs anything.
+
+    For 45 s the broker nacks every event: both consumer queues are at a length limit (a policy
+    caps them at 0; the topology's overflow is ``reject-publish``) while their workers are down.
+    The workers must be down: a quorum queue counts ready messages only, and with consumers
+    attached nothing stays ready, so the limit is never reached.  Then, workers back, for 75 s a
+    memory alarm blocks every publishing connection: confirms stop, and once blocked for 60 s
+    pika drops the connection and the relay connects again, into the same alarm.  Throughout, no
+    outbox row spends an attempt or is parked, with the production attempt budget; afterwards
+    counts and the index converge."""
+    s = scenario
+    s.system.start(relays=0)
+    relay = s.procs.relay(ini=write_ini(s.ini.with_name("relay.ini"), str(s.ini), {"relay.max_attempts": "10"}))
+    wait_for(lambda: "connected to the broker" in relay.output(), 30, message="relay connected")
+    # Two threads at a steady pace: a backlog of a few thousand events, which the Elasticsearch
+    # test double (in this process) indexes well within the settle deadline.
+    load = Load(s.system.base, s.system.seed(), threads=2, pause=0.05).start()
+    load.wait_for_requests(100)
+    seen = {"parked": 0, "attempts": 0, "pending": 0}
+
+    def watch(until: float) -> None:
+        """Hold the fault until ``until`` (its length is the experiment), sampling the outbox."""
+        while time.monotonic() < until:
+            with s.engine.connect() as conn:
+                row = conn.execute(
+                    text(
+                        "SELECT COALESCE(SUM(status = 'parked'), 0) AS parked, COALESCE(MAX(attempts), 0) AS attempts, "
+                        "COALESCE(SUM(status = 'pending'), 0) AS pending FROM outbox_events"
+                    )
+                ).one()
+            for key in seen:
+                seen[key] = max(seen[key], int(getattr(row, key)))
+            time.sleep(0.5)
+
+    started = time.monotonic()
+    workers = [proc for proc in s.procs.procs if proc.name.startswith("worker-")]
+    with queues_refusing_publishes([s.topology.queue(c) for c in CONSUMERS]):
+        for worker in workers:
+            assert worker.stop() == 0
+        wait_for(lambda: "nacked by the broker" in relay.output(), 30, message="the relay nacked")
+        s.report.fault("workers down, both queues at a length limit (reject-publish): every event nacked for 45 s")
+        watch(started + 45)
+    assert seen["parked"] == 0 and seen["attempts"] == 0, f"after the nacks: {seen}"
+    for consumer in CONSUMERS:
+        worker = s.procs.worker(consumer)
+        wait_for(lambda w=worker: "consuming" in w.output(), 30, message=f"{worker.name} started")
+    alarm = time.monotonic()
+    with memory_alarm():
+        wait_for(lambda: "blocked the connection" in relay.output(), 30, message="the relay blocked")
+        s.report.fault("memory alarm: publishing connections blocked for 75 s (pika drops them after 60 s)")
+        watch(alarm + 75)
+    s.report.measured["fault_seconds"] = round(time.monotonic() - started, 1)
+    s.report.measured.update({f"max_{key}_during_fault": value for key, value in seen.items()})
+    output = relay.output()
+    s.report.measured["relay_blocked"] = output.count("blocked the connection")
+    s.report.measured["relay_connections"] = output.count("connected to the broker")
+    assert seen["parked"] == 0 and seen["attempts"] == 0, f"after the block: {seen}"  # nothing spent
+    assert seen["pending"] > 0  # the fault held events back
+    load.wait_for_requests(100, timeout=120)
+    load.stop()
+    settle_and_check(s, load, settle_timeout=180)
+    assert all(op.ok for op in load.ops)  # the web never needed the broker
 
 
 def test_missing_binding_returns_then_delivers(scenario):

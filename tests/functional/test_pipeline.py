@@ -326,9 +326,60 @@ def test_deadletters_cli_lists_and_replays_after_a_fix(testapp, procs, engine, s
             ),
             {"id": chat_id + 1000, "app": app_id},
         )
-    assert "moved back to counters: 1" in cli("replay", "--consumer", "counters", "--queues-only")
+    replay = cli("replay", "--consumer", "counters", "--queues-only", "--wait", "2")
+    assert "moved back to counters: 1" in replay
+    assert "left there: 0" in replay  # the fixed event did not come back
     wait_for(lambda: counts(testapp, token)[0] == 2, message="replayed event counted")
     assert "dead letters of counters: 0" in cli("list", "--consumer", "counters")
+
+
+def test_replay_moves_each_dead_letter_once_and_reports_poison_that_comes_straight_back(
+    procs, engine, settings, broker, process_ini
+):
+    """Replaying poison that is still poison: the consumer rejects it straight back into the
+    dead queue.  Replay moves what the queue held when it started, each message once, reports
+    those that came back and ends; it used to take them again and again until it happened to find
+    the queue empty (thousands of re-dead-letterings, each a database row and an ERROR line)."""
+    import subprocess
+
+    from tests.support.processes import BIN
+
+    worker = procs.worker("counters")
+    wait_for(lambda: "consuming" in worker.output(), message="worker consuming")
+    poison = [f"poison-{i}" for i in range(20)]
+    with amqp_channel(settings) as channel:
+        channel.confirm_delivery()
+        for message_id in poison:
+            channel.basic_publish(
+                broker.events_exchange,
+                "chat.created",
+                b"not json",
+                pika.BasicProperties(message_id=message_id, type="chat.created", delivery_mode=2),
+            )
+        wait_for(lambda: queue_depth(channel, broker.dead_queue("counters")) == 20, message="dead-lettered")
+
+    result = subprocess.run(
+        [str(BIN / "chatsys-deadletters"), str(process_ini), "replay", "--consumer", "counters", "--queues-only"]
+        + ["--wait", "30"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "dead letters moved back to counters: 20" in result.stdout
+    assert f"rejected straight back to {broker.dead_queue('counters')} (within 30s), left there: 20" in result.stdout
+    assert all(f" {message_id} reason=rejected" in result.stdout for message_id in poison)
+    # Each was rejected twice in all: once before the replay, once after it.
+    assert [worker.output().count(f"dead-lettering {message_id}: ") for message_id in poison] == [2] * 20
+    with amqp_channel(settings) as channel:
+        assert queue_depth(channel, broker.dead_queue("counters")) == 20
+    listing = subprocess.run(
+        [str(BIN / "chatsys-deadletters"), str(process_ini), "list", "--consumer", "counters", "--queues-only"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert listing.count(" replays=1 ") == 20
 
 
 def test_unroutable_events_stay_visible_then_park_then_replay(testapp, procs, engine, settings, broker, tmp_path):
