@@ -10,7 +10,7 @@ from chatsys.search.interfaces import ChatScope, InvalidCursor, SearchRequest
 from chatsys.search.query import words
 from tests.support import seed
 from tests.support.api import create_application, create_chat, create_message
-from tests.support.search_cases import ASKED_APP_TOKEN, ASKED_CHAT_NUMBER, SEARCH_CASES
+from tests.support.search_cases import ASKED_APP_TOKEN, ASKED_CHAT_NUMBER, HIGHLIGHT_CASES, SEARCH_CASES
 
 
 def load(engine, messages) -> dict[tuple[str, int], int]:
@@ -42,6 +42,18 @@ def test_search_cases(engine, clean, case):
     with Session(engine) as session:
         page = DatabaseSearch(session).search(request_for(chats, case.query))
     assert tuple(hit.message_number for hit in page.hits) == case.expected
+
+
+@pytest.mark.parametrize("case", HIGHLIGHT_CASES, ids=[c.name for c in HIGHLIGHT_CASES])
+def test_highlights_are_elasticsearchs(engine, clean, case):
+    """The fragments Elasticsearch shows (tests/support/search_cases.py): here, noida's gaps
+    are not in the way."""
+    from tests.support.search_cases import CaseMessage
+
+    chats = load(engine, [CaseMessage(1, case.body), CaseMessage(2, "nothing to see")])
+    with Session(engine) as session:
+        page = DatabaseSearch(session).search(request_for(chats, case.query))
+    assert [hit.highlight for hit in page.hits] == [case.expected]
 
 
 def test_pages_cover_every_hit_once_and_cursors_are_checked(engine, clean):

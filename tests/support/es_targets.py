@@ -62,15 +62,16 @@ class EsTarget:
     url: str
     client: Elasticsearch
     alias: str
+    node: pytest.Item
     double: ElasticsearchDouble | None = None
 
     def backend(self) -> ElasticsearchSearch:
         return ElasticsearchSearch(self.client, self.alias)
 
-    def known_gap(self, request: pytest.FixtureRequest, gap: Gap) -> None:
+    def known_gap(self, gap: Gap) -> None:
         """This test meets ``gap`` on noida: there, it must fail (strict xfail) until noida is fixed."""
         if self.kind == NOIDA:
-            request.node.add_marker(pytest.mark.xfail(strict=True, reason=f"noida gap: {gap.reason}"))
+            self.node.add_marker(pytest.mark.xfail(strict=True, reason=f"noida gap: {gap.reason}"))
 
     def refresh(self) -> None:
         """Make what was indexed searchable (the backend never forces refreshes itself)."""
@@ -113,4 +114,4 @@ def make_target(kind: str, request: pytest.FixtureRequest) -> EsTarget:
             kind, double.url, Elasticsearch(double.url, request_timeout=5, max_retries=0), unique_alias(), double
         )
     url = request.getfixturevalue("noida").url if kind == NOIDA else real_url()
-    return EsTarget(kind, url, Elasticsearch(url, request_timeout=30), unique_alias())
+    return EsTarget(kind, url, Elasticsearch(url, request_timeout=30), unique_alias(), request.node)

@@ -7,7 +7,7 @@ release that fixes a gap turns its test red, and the gap, its workaround and the
 name it are removed.  Run against the double, which follows Elasticsearch here, each must pass:
 that shows a reproduction can pass at all.
 
-Tests that meet a gap declare it with ``es_target.known_gap(request, GAP)``.
+Tests that meet a gap declare it with ``es_target.known_gap(GAP)``.
 """
 
 from __future__ import annotations
@@ -166,6 +166,46 @@ def numbers_that_are_not_digits_separate_words(url: str) -> None:
         _cleanup(url, f"{alias}-v1")
 
 
+def _highlight(url: str, body: str, word: str) -> list[str] | None:
+    alias = _name()
+    try:
+        assert call(url, "PUT", f"/{alias}-v1", index_body(alias))[0] == 200
+        action = {"index": {"_id": "1", "routing": "r", "version": 1, "version_type": "external"}}
+        call(url, "POST", f"/{alias}-v1/_bulk?refresh=true", [action, {"chat_key": "r", "body": body}])
+        request = {
+            "query": {"match_phrase": {"body.trigram": {"query": word}}},
+            "highlight": {
+                "type": "unified",
+                "encoder": "html",
+                "pre_tags": ["<em>"],
+                "post_tags": ["</em>"],
+                "number_of_fragments": 1,
+                "fragment_size": 150,
+                "fields": {"body.trigram": {}},
+            },
+        }
+        (hit,) = call(url, "POST", f"/{alias}-v1/_search", request)[1]["hits"]["hits"]
+        return hit.get("highlight", {}).get("body.trigram")
+    finally:
+        _cleanup(url, f"{alias}-v1")
+
+
+def highlight_lengths_count_utf16_units(url: str) -> None:
+    """Offsets and ``fragment_size`` count UTF-16 units (Java strings, Lucene offsets): an emoji
+    counts 2.  So 50 emoji and "the needle is here" (168 units) are more than 150: the run-on
+    sentence is cut at words to end at the match.  noida counts code points (118) and shows it all."""
+    fragment = _highlight(url, "😀 " * 50 + "the needle is here", "needle")
+    assert fragment == ["😀 " * 49 + "the <em>needle</em>"], fragment
+
+
+def line_breaks_do_not_end_sentences(url: str) -> None:
+    """Passages are the sentences of java.text.BreakIterator.getSentenceInstance, which ends a
+    sentence after a terminator, not at a line break (checked with JDK 17).  noida ends one at
+    every line break, so the passage starts at the line holding the match."""
+    fragment = _highlight(url, "line one\nline two has the needle\nline three", "needle")
+    assert fragment == ["line one\nline two has the <em>needle</em>\nline three"], fragment
+
+
 REQUIRE_ALIAS = Gap(
     "bulk_to_an_alias_with_require_alias",
     "_bulk?require_alias=true to an existing alias answers 404 (worked around by tests/support/noida.py)",
@@ -191,4 +231,15 @@ TOKEN_CHARS = Gap(
     "token_chars letter/digit keep ½, ² and Ⅻ inside words (Elasticsearch: L* and Nd only)",
     numbers_that_are_not_digits_separate_words,
 )
-GAPS = (REQUIRE_ALIAS, ALIAS_NAME, WRITE_INDEX, SCORE_SEARCH_AFTER, TOKEN_CHARS)
+UTF16 = Gap(
+    "highlight_lengths_count_utf16_units",
+    "highlight offsets and fragment_size count code points, not UTF-16 units (an emoji counts 1, not 2)",
+    highlight_lengths_count_utf16_units,
+)
+LINE_BREAKS = Gap(
+    "line_breaks_do_not_end_sentences",
+    "the highlighter's passages end at line breaks; Java's sentence BreakIterator does not end sentences there",
+    line_breaks_do_not_end_sentences,
+)
+GAPS = (REQUIRE_ALIAS, ALIAS_NAME, WRITE_INDEX, SCORE_SEARCH_AFTER, TOKEN_CHARS, UTF16, LINE_BREAKS)
+BY_NAME = {gap.name: gap for gap in GAPS}
