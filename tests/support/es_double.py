@@ -10,7 +10,7 @@ mappings and aliases; exists; get, also by ``*`` pattern; delete; ``_settings``;
 aliases (``_aliases`` actions, applied all or nothing; ``_alias``; one write index per alias),
 ``_bulk`` index actions with external versioning, required routing, ``dynamic: strict`` and
 ``require_alias``, GET of a document, refresh (documents become searchable at a refresh only),
-``_search`` (:mod:`tests.support.es_engine`) and ``_cluster/health``.  Every response carries
+``_search`` (:mod:`tests.support.es_engine`), ``_count`` of everything and ``_cluster/health``.  Every response carries
 ``X-Elastic-Product: Elasticsearch``.  A request the double does not emulate gets a 400 saying
 so, never a silent approximation.
 """
@@ -277,6 +277,7 @@ class ElasticsearchDouble:
             ("POST", "[^/_][^/]*/_bulk"): lambda: self._bulk(name, params, body),
             ("POST", "[^/_][^/]*/_refresh"): lambda: self._refresh(name),
             ("POST", "[^/_][^/]*/_search"): lambda: self._search(name, body or {}),
+            ("POST", "[^/_][^/]*/_count"): lambda: self._count(name, body),
             ("GET", "[^/_][^/]*/_settings"): lambda: self._get_settings(name),
             ("PUT", "[^/_][^/]*/_settings"): lambda: self._put_settings(name, body),
             ("GET", "[^/_][^/]*/_mapping"): lambda: self._get_mapping(name),
@@ -483,6 +484,11 @@ class ElasticsearchDouble:
         return 200, {"_shards": {"total": 1, "successful": 1, "failed": 0}}
 
     # -- search --------------------------------------------------------------------------------
+
+    def _count(self, target: str, body: Any) -> tuple[int, Any]:
+        if body:
+            raise not_emulated("_count with a query")
+        return 200, {"count": sum(len(index.searchable) for index in self._resolve(target))}
 
     def _search(self, target: str, body: dict[str, Any]) -> tuple[int, Any]:
         check_keys(

@@ -43,8 +43,10 @@ TARGETS = [
     ),
 ]
 
-# For tests of what only an engine does (relevance): ``parametrize("es_target", ENGINES, indirect=True)``.
+# For tests of what only an engine does (relevance), or only the double (injected faults):
+# ``parametrize("es_target", ENGINES, indirect=True)``.
 ENGINES = TARGETS[1:]
+DOUBLE_ONLY = TARGETS[:1]
 
 
 @dataclass(frozen=True)
@@ -110,8 +112,7 @@ def make_target(kind: str, request: pytest.FixtureRequest) -> EsTarget:
     """A target of ``kind`` for one test: the double of the test, or a client of the shared server."""
     if kind == DOUBLE:
         double = request.getfixturevalue("es_double")
-        return EsTarget(
-            kind, double.url, Elasticsearch(double.url, request_timeout=5, max_retries=0), unique_alias(), double
-        )
+        client = Elasticsearch(double.url, request_timeout=5, max_retries=0)
+        return EsTarget(kind, double.url, client, unique_alias(), request.node, double)
     url = request.getfixturevalue("noida").url if kind == NOIDA else real_url()
     return EsTarget(kind, url, Elasticsearch(url, request_timeout=30), unique_alias(), request.node)
