@@ -352,7 +352,7 @@ class ElasticsearchDouble:
                     writers.setdefault(alias, []).append(index.name)
         for alias, names in writers.items():
             if len(names) > 1:
-                raise EsError(400, "illegal_state_exception", f"alias [{alias}] has more than one write index {names}")
+                raise EsError(500, "illegal_state_exception", f"alias [{alias}] has more than one write index {names}")
 
     def _get_index(self, target: str) -> tuple[int, Any]:
         return 200, {

@@ -42,7 +42,7 @@ def executable() -> str | None:
             if not os.access(binary, os.X_OK):
                 binary.chmod(0o755)  # as the wheel's own launcher does before running it
             return str(binary)
-    except ImportError:
+    except (ImportError, OSError):  # not installed, or not executable and not ours to change
         pass
     return shutil.which("noida-db") or shutil.which("noida-db", path=str(Path(sys.executable).parent))
 
