@@ -25,11 +25,12 @@ trigrams of a long word one by one, which only matters when passages hold differ
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from chatsys.search.query import MIN_SUBSTRING, occurrences
@@ -111,10 +112,16 @@ class _Units:
 
 
 class _Breaks:
-    """A java.text.BreakIterator over sorted UTF-16 boundaries: ``None`` is DONE."""
+    """A java.text.BreakIterator over sorted UTF-16 boundaries, found when first needed: ``None``
+    is DONE."""
 
-    def __init__(self, boundaries: list[int]) -> None:
-        self.boundaries = boundaries
+    def __init__(self, find: Callable[[str], list[int]], text: str, units: _Units) -> None:
+        self.find, self.text, self.units = find, text, units
+
+    @functools.cached_property
+    def boundaries(self) -> list[int]:
+        found = self.find(self.text)
+        return [self.units.to16(b) for b in found] if self.units.wide else found
 
     def preceding(self, offset: int) -> int | None:
         index = bisect_left(self.boundaries, offset)
@@ -170,13 +177,13 @@ def best_fragment(text: str, matches: Sequence[tuple[int, int, str]], size: int 
     one field, given the field's matches as (start, end, term) in code point offsets."""
     if not matches:
         return None
+    if _utf16_length(text) <= size:
+        # The whole text fits: one passage, from the sentence of the first match to the end.
+        first = min(start for start, _, _ in matches)
+        return _render_passage(text, _sentence_start(text, first), len(text), matches)
     units = _Units(text)
     length = units.length
-    scanner = _BoundedScanner(
-        _Breaks([units.to16(b) for b in sentence_boundaries(text)]),
-        _Breaks([units.to16(b) for b in word_boundaries(text)]),
-        size,
-    )
+    scanner = _BoundedScanner(_Breaks(sentence_boundaries, text, units), _Breaks(word_boundaries, text, units), size)
     in_doc = Counter(term for _, _, term in matches)
     passages: list[_Passage] = []
     passage: _Passage | None = None
@@ -192,7 +199,22 @@ def best_fragment(text: str, matches: Sequence[tuple[int, int, str]], size: int 
     for candidate in passages:
         candidate.score = _score(candidate, length, in_doc)
     best = max(passages, key=lambda p: (p.score, p.start))
-    return _format(text, units, best)
+    spans = [(units.from16(s), units.from16(e), t) for s, e, t in best.matches]
+    return _render_passage(text, units.from16(best.start), units.from16(best.end), spans)
+
+
+def _utf16_length(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
+
+
+def _sentence_start(text: str, offset: int) -> int:
+    """The start of the sentence holding ``offset``."""
+    start = 0
+    for boundary in sentence_boundaries(text):
+        if boundary > offset:
+            break
+        start = boundary
+    return start
 
 
 def _score(passage: _Passage, length: int, in_doc: Counter) -> float:
@@ -207,26 +229,23 @@ def _score(passage: _Passage, length: int, in_doc: Counter) -> float:
     return score * (1 + 1 / math.log(_PIVOT + passage.start))
 
 
-def _format(text: str, units: _Units, passage: _Passage) -> str:
+def _render_passage(text: str, start: int, end: int, matches: Sequence[tuple[int, int, str]]) -> str:
+    """The passage [start, end) encoded, its matches marked (overlapping ones as one), trimmed."""
     out: list[str] = []
-    position = passage.start
-    matches = sorted((s, e) for s, e, _ in passage.matches)
+    position = start
+    spans = sorted((s, e) for s, e, _ in matches if start <= s < end)
     index = 0
-    while index < len(matches):
-        start, end = matches[index]
-        while index + 1 < len(matches) and matches[index + 1][0] < end:
+    while index < len(spans):
+        span_start, span_end = spans[index]
+        while index + 1 < len(spans) and spans[index + 1][0] < span_end:
             index += 1
-            end = matches[index][1]
-        end = min(end, passage.end)
-        out += [_piece(text, units, position, start), PRE_TAG, _piece(text, units, start, end), POST_TAG]
-        position = end
+            span_end = spans[index][1]  # Elasticsearch takes the later match's end
+        span_end = min(span_end, end)
+        out += [encode(text[position:span_start]), PRE_TAG, encode(text[span_start:span_end]), POST_TAG]
+        position = span_end
         index += 1
-    out.append(_piece(text, units, position, max(position, passage.end)))
+    out.append(encode(text[position : max(position, end)]))
     return "".join(out).strip(_JAVA_SPACE)
-
-
-def _piece(text: str, units: _Units, start: int, end: int) -> str:
-    return encode(text[units.from16(start) : units.from16(end)])
 
 
 def field_matches(body: str, words: Sequence[str]) -> list[tuple[int, int, str]]:
@@ -245,7 +264,10 @@ def fragment(body: str, words: tuple[str, ...]) -> str:
         )
         if group
     ]
-    return merge([f for f in fragments if f is not None]) or encode(body[:FRAGMENT])
+    fragments = [f for f in fragments if f is not None]
+    if len(fragments) == 1:
+        return fragments[0]
+    return merge(fragments) or encode(body[:FRAGMENT])
 
 
 def merge(fragments: Sequence[str]) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from chatsys.search.database import DatabaseSearch
@@ -146,3 +147,32 @@ def test_query_syntax_is_plain_text(testapp, q):
     create_message(testapp, token, 1, "plain words only")
     hits = testapp.get(f"/applications/{token}/chats/1/messages/search", {"q": q}).json["data"]
     assert hits == []
+
+
+UNUSUAL_BODIES = [
+    "Straße ÆBLE œuvre smørrebrød Łódź ĳssel ﬁne ＡＢＣ x²y ½ Ⅻ ① café Ça İstanbul ΟΔΟΣ Привет",
+    "naïve coöperate façade ǅemal ǆ ŉ ħ ŀ ŧ ŋ ĸ ſ ı đ ð þ",
+    "e\u0301cole cafe\u0301 a\u00adb snake_case don't 3.14 日本語 😀ok",
+]
+
+
+@pytest.mark.parametrize("body", UNUSUAL_BODIES)
+def test_the_sql_patterns_let_through_every_body_the_semantics_accept(engine, body):
+    """REGEXP only narrows the rows that Python then checks: a body matching a word must match
+    its pattern (or the database backend would miss hits that Elasticsearch finds)."""
+    from chatsys.search.database import pattern
+    from chatsys.search.query import fold_text, matches_all, word_spans
+
+    candidates = set()
+    for start, end in word_spans(body):
+        for i in range(start, end):
+            for length in (1, 2, 3, 4):
+                piece = body[i : i + length]
+                candidates |= {piece, fold_text(piece)}
+    query_words = sorted({w for piece in candidates for w in words(piece)})
+    accepted = [w for w in query_words if matches_all(body, (w,))]
+    assert len(accepted) > 30  # the check below means something
+    with engine.connect() as conn:
+        statement = text("SELECT CONVERT(:body USING utf8mb4) COLLATE utf8mb4_unicode_ci REGEXP :pattern")
+        missed = [w for w in accepted if not conn.execute(statement, {"body": body, "pattern": pattern(w)}).scalar()]
+    assert missed == []
