@@ -1,7 +1,8 @@
 """The Elasticsearch search backend, through the real client.
 
-Tests taking ``es_target`` run against the test double and, when ``CHATSYS_ELASTICSEARCH_URL``
-is set, against a real Elasticsearch; the others need the double's fault injection or request log.
+Tests taking ``es_target`` run against the test double, against noida-db and, when
+``CHATSYS_ELASTICSEARCH_URL`` is set, against a real Elasticsearch; a known noida gap makes its
+test a strict xfail on noida.  The others need the double's fault injection or request log.
 """
 
 from __future__ import annotations
