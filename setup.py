@@ -40,6 +40,9 @@ tests_require = [
     "openapi-spec-validator==0.8.5",
     "ruff==0.17.5",
     "schemathesis==4.32.5",
+    # A local server speaking the Elasticsearch 8 REST API: the search suites run on it as well as
+    # on the in-process double (tests/support/noida.py).
+    "noida-db==0.2.3",
 ]
 
 # The benchmark harness (bench/, `make bench`): process sampling, the plot, the profiler.

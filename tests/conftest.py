@@ -22,6 +22,7 @@ from tests.support.env import SERVER_ENV  # first: takes CHATSYS_* out of the en
 from chatsys import main
 from chatsys.runtime.settings import resolve_settings
 from tests.support.db import TESTING_INI, create_database, drop_database, empty_tables
+from tests.support.es_targets import TARGETS, make_target
 from tests.support.processes import PROCESS_KEYS, Processes, write_ini
 from tests.support.webapp import CheckedTestApp
 
@@ -111,6 +112,38 @@ def es_double():
 
     with ElasticsearchDouble() as double:
         yield double
+
+
+@pytest.fixture(scope="session")
+def noida(tmp_path_factory):
+    """noida-db for the whole session, behind its require_alias shim (tests/support/noida.py).
+
+    ``.url`` is the shim, for the backend; ``.direct_url`` noida itself, for the gaps'
+    reproductions.  The executable comes with the test lock, so it is missing only from an
+    installation without it, where these runs are skipped and say so.
+    """
+    from types import SimpleNamespace
+
+    from tests.support import noida
+
+    binary = noida.executable()
+    if binary is None:
+        pytest.skip("the noida-db executable is missing: install the test lock (make install)")
+    with noida.running(binary, tmp_path_factory.mktemp("noida")) as (server, shim):
+        yield SimpleNamespace(url=shim.url, direct_url=server.url, shim=shim)
+
+
+@pytest.fixture(params=TARGETS)
+def es_target(request):
+    """An Elasticsearch to test against: the double, noida-db, and Elasticsearch when
+    CHATSYS_ELASTICSEARCH_URL is set (tests/support/es_targets.py); its indices are deleted after."""
+    target = make_target(request.param, request)
+    try:
+        yield target
+    finally:
+        if target.double is None:
+            target.delete_indices()
+        target.client.close()
 
 
 # -- the asynchronous pipeline: broker topology and real child processes --------------------------

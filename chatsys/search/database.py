@@ -1,15 +1,20 @@
-"""The database search backend: SQL within one chat, newest first.
+"""The database search backend: SQL within one chat, newest first, with the semantics of the
+Elasticsearch index (:mod:`chatsys.search.query`).
 
-Every word narrows the rows with ``LIKE '%word%'`` (``%``, ``_`` and ``\\`` escaped), which the
-column's ``utf8mb4_unicode_ci`` collation makes case- and accent-insensitive; that is the whole
-rule for words of 3+ characters.  Shorter words must also start a word of the body, which SQL
-cannot say portably with accent folding, so those candidate rows are checked in Python with the
-reference semantics (``chatsys.search.query``), fetching further chunks until the page is full.
-The candidate pass reads only each row's number and body, in chunks that start at a few pages'
-worth and grow, and the shown columns are then read for the hits alone: decoding 500 full rows
-(two timestamps each) to keep 21 was most of the cost of a short-word search.
-The scan is confined to one chat by the (chat_id, number) index.  There is no relevance score:
-``sort=relevance`` gives newest first too.
+SQL finds candidates and Python decides.  Every word narrows the rows with ``body REGEXP`` on a
+pattern made from the folding rules (:func:`pattern`): each character of the folded word may be
+any character that folds to it (``o`` also matches ``ø``, ``ae`` also ``æ``), and a word of 1 or
+2 characters must follow a character that is not a word character.  The column's collation makes
+the match case-insensitive too.  The patterns accept at least every body the semantics accept
+(the collation's own equivalences, ``LIKE``'s, do not: ``ø`` is not ``o`` to it), and
+:func:`chatsys.search.query.matches_all` then checks each candidate.  REGEXP is also faster than
+``LIKE`` under ``utf8mb4_unicode_ci`` (measured on 100,000 rows: 47 against 79 ms).
+
+The first page's rows usually all pass the check: then one statement, reading the shown
+columns, answers.  When one does not (a short word inside a word, an accent the check refuses),
+the rows are scanned in chunks of number and body only, which start at a few pages' worth and
+grow, and the shown columns are read for the hits alone.  The scan is confined to one chat by the
+(chat_id, number) index.  There is no relevance score: ``sort=relevance`` gives newest first too.
 
 The statements are built once per number of words (:func:`statements`), with every value a bound
 parameter: building a select per search and walking it for SQLAlchemy's cache key cost more CPU
@@ -19,7 +24,7 @@ than reading and highlighting a page of hits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -37,11 +42,11 @@ from chatsys.search.interfaces import (
     SearchPage,
     SearchRequest,
 )
-from chatsys.search.query import MAX_WORDS, MIN_SUBSTRING, matches_all
+from chatsys.search.query import MAX_WORDS, MIN_SUBSTRING, fold_char, fold_text, matches_all
 
 INT32_MAX = 2**31 - 1
-# Candidate rows per query when short words need checking in Python: the first chunk is
-# FIRST_CHUNK pages' worth, each next one GROWTH times larger, up to MAX_CHUNK.
+# Candidate rows per query when rows need checking in Python: the first chunk is FIRST_CHUNK
+# pages' worth, each next one GROWTH times larger, up to MAX_CHUNK.
 FIRST_CHUNK = 4
 GROWTH = 4
 MAX_CHUNK = 2000
@@ -56,13 +61,13 @@ SHOWN_BY_NUMBERS = (
 
 
 class Statements:
-    """A chat's messages that contain ``w0`` … ``w{n-1}`` (LIKE patterns), numbered below ``before``,
-    newest first, at most ``limit``: their shown columns (``page``), or only number and body
-    (``candidates``)."""
+    """A chat's messages whose bodies match the patterns ``w0`` … ``w{n-1}`` (REGEXP), numbered
+    below ``before``, newest first, at most ``limit``: their shown columns (``page``),
+    or only number and body (``candidates``)."""
 
     def __init__(self, n: int):
         matching = [MESSAGES.c.chat_id == bindparam("chat_id"), MESSAGES.c.number < bindparam("before")]
-        matching += [MESSAGES.c.body.like(bindparam(f"w{i}"), escape="\\") for i in range(n)]
+        matching += [MESSAGES.c.body.regexp_match(bindparam(f"w{i}")) for i in range(n)]
         self.page = select(*COLUMNS).where(*matching).order_by(NEWEST_FIRST).limit(bindparam("limit"))
         self.candidates = (
             select(MESSAGES.c.number, MESSAGES.c.body).where(*matching).order_by(NEWEST_FIRST).limit(bindparam("limit"))
@@ -74,8 +79,55 @@ def statements(n: int) -> Statements:
     return Statements(n)
 
 
-def escape_like(word: str) -> str:
-    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+# Code points where folding does more than lower-case: Latin with its extensions, the blocks of
+# compatibility forms folding follows (superscripts, enclosed, ligatures, full width).
+_FOLDING_RANGES = ((0x30, 0x7A), (0x80, 0x2FF), (0x1D00, 0x24FF), (0x2C60, 0x2C7F), (0xA720, 0xA7FF))
+_FOLDING_RANGES += ((0xAB30, 0xAB6F), (0xFB00, 0xFB06), (0xFF00, 0xFFEF))
+MAX_PATTERN = 4000  # a word whose pattern would be longer is left to the Python check alone
+ANY = "^"
+WORD_START = r"(?<![\p{L}\p{Nd}_])"
+
+
+@cache
+def _variants() -> dict[str, frozenset[str]]:
+    """Folded text → the characters that fold to it."""
+    variants: dict[str, set[str]] = {}
+    for low, high in _FOLDING_RANGES:
+        for code in range(low, high + 1):
+            char = chr(code)
+            variants.setdefault(fold_char(char), set()).add(char)
+    return {folded: frozenset(chars) for folded, chars in variants.items()}
+
+
+def _class(chars: frozenset[str]) -> str:
+    escaped = "".join(c if c.isascii() and c.isalnum() else f"\\x{{{ord(c):x}}}" for c in sorted(chars))
+    return escaped if len(chars) == 1 else f"[{escaped}]"
+
+
+@lru_cache(maxsize=1024)
+def pattern(word: str) -> str:
+    """A REGEXP that every body matching ``word`` matches (see the module docstring)."""
+    folded = fold_text(word)
+    variants = _variants()
+    longest = max(map(len, variants))
+    built: dict[int, str] = {len(folded): ""}
+    for start in range(len(folded) - 1, -1, -1):
+        options: list[str] = []
+        for end in range(start + 1, min(len(folded), start + longest) + 1):
+            chars = variants.get(folded[start:end])
+            if chars is None and end == start + 1:
+                chars = frozenset({folded[start]})  # a character that only lower-cases
+            if chars is not None:
+                rest = built[end]
+                if rest is None:  # too long: no pattern at all, rather than one that misses
+                    return ANY
+                options.append(_class(chars) + rest)
+        text = options[0] if len(options) == 1 else f"(?:{'|'.join(options)})"
+        if len(text) > MAX_PATTERN:
+            return ANY
+        built[start] = text
+    body = built[0]
+    return WORD_START + body if len(word) < MIN_SUBSTRING else body
 
 
 @implementer(ISearch)
@@ -90,22 +142,18 @@ class DatabaseSearch:
     def search(self, request: SearchRequest) -> SearchPage:
         if self.session is None:
             raise RuntimeError("DatabaseSearch.search needs a session")
-        return self._search(self.session, request)
-
-    def _search(self, conn: Session, request: SearchRequest) -> SearchPage:
         before = cursors.decode(request, 1)[0] if request.cursor else None
         if not request.words:
             return SearchPage(hits=[], next_cursor=None)
         query = statements(len(request.words))
         values = {"chat_id": request.chat.chat_id, "before": FROM_NEWEST if before is None else before}
-        values |= {f"w{i}": f"%{escape_like(word)}%" for i, word in enumerate(request.words)}
-        short = tuple(w for w in request.words if len(w) < MIN_SUBSTRING)
-        if short:
-            rows, last = self._word_starts(conn, request, query, values, short)
-        else:
-            rows = conn.execute(query.page, {**values, "limit": request.limit + 1}).all()
+        values |= {f"w{i}": pattern(word) for i, word in enumerate(request.words)}
+        rows = self.session.execute(query.page, {**values, "limit": request.limit + 1}).all()
+        if all(matches_all(row.body, request.words) for row in rows):
             last = rows[request.limit - 1].number if len(rows) > request.limit else None
             rows = rows[: request.limit]
+        else:
+            rows, last = self._checked(request, query, values)
         hits = [
             SearchHit(
                 chat_number=request.chat.chat_number,
@@ -121,16 +169,14 @@ class DatabaseSearch:
         next_cursor = cursors.encode(request, [last]) if last is not None else None
         return SearchPage(hits=hits, next_cursor=next_cursor)
 
-    def _word_starts(
-        self, conn: Session, request: SearchRequest, query: Statements, values: dict, short: tuple[str, ...]
-    ) -> tuple[list, int | None]:
-        """The page's rows whose bodies pass the short words' check too, newest first, and the
-        number the next page starts before (None when this is the last page)."""
+    def _checked(self, request: SearchRequest, query: Statements, values: dict) -> tuple[list, int | None]:
+        """The page's rows whose bodies pass the check, newest first, and the number the next page
+        starts before (None when this is the last page)."""
         numbers: list[int] = []
         chunk = FIRST_CHUNK * (request.limit + 1)
         while len(numbers) <= request.limit:
-            scanned = conn.execute(query.candidates, {**values, "limit": chunk}).all()
-            numbers += [number for number, body in scanned if matches_all(body, short)]
+            scanned = self.session.execute(query.candidates, {**values, "limit": chunk}).all()
+            numbers += [number for number, body in scanned if matches_all(body, request.words)]
             if len(scanned) < chunk:
                 break
             values = {**values, "before": scanned[-1].number}
@@ -140,10 +186,10 @@ class DatabaseSearch:
         if not numbers:
             return [], last
         shown = {"chat_id": request.chat.chat_id, "numbers": numbers}
-        rows = conn.execute(SHOWN_BY_NUMBERS, shown).all()
+        rows = self.session.execute(SHOWN_BY_NUMBERS, shown).all()
         # The two reads are not one snapshot: a message edited in between so that it no longer
         # matches is left out of this page (the next page still starts after it).
-        return [row for row in rows if matches_all(row.body, short)], last
+        return [row for row in rows if matches_all(row.body, request.words)], last
 
     def index(self, documents: Sequence[MessageDocument]) -> list[IndexResult]:
         # The rows are the index: nothing to write.

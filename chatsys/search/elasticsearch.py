@@ -12,9 +12,7 @@ the result is :attr:`IndexOutcome.STALE`.  User text only ever reaches Elasticse
 
 from __future__ import annotations
 
-import html
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +21,7 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 from zope.interface import implementer
 
 from chatsys.search import cursor as cursors
+from chatsys.search.highlight import FRAGMENT, POST_TAG, PRE_TAG, encode, merge
 from chatsys.search.interfaces import (
     SORT_NEWEST,
     SORT_RELEVANCE,
@@ -49,9 +48,8 @@ MAX_RETRIES = 1
 EXACT_WORD_BOOST = 3.0
 WORD_START_BOOST = 1.5
 
-HIGHLIGHT_SIZE = 150
+HIGHLIGHT_SIZE = FRAGMENT
 HIGHLIGHT_FIELDS = ("body.prefix", "body.trigram")
-PRE_TAG, POST_TAG = "<em>", "</em>"
 
 SORT_CLAUSES: dict[str, list[dict[str, Any]]] = {
     # message_number is unique within the chat, so it is the tiebreaker search_after needs.
@@ -64,8 +62,6 @@ SOURCE_FIELDS = ["chat_number", "message_number", "body", "version", "created_at
 # index (404) is an operational problem (ensure_index has not run), not a fault of the document.
 _TRANSIENT_STATUSES = frozenset({401, 403, 408, 429})
 _MISSING_INDEX = "index_not_found_exception"
-
-_TAG = re.compile(f"({re.escape(PRE_TAG)}|{re.escape(POST_TAG)})")
 
 
 @implementer(ISearch)
@@ -355,61 +351,16 @@ def _search_hit(raw: Mapping[str, Any]) -> SearchHit:
         version=source["version"],
         created_at=_parse_time(source["created_at"]),
         updated_at=_parse_time(source["updated_at"]),
-        highlight=merge_highlights(fragments) or html.escape(source["body"][:HIGHLIGHT_SIZE]),
+        highlight=merge_highlights(fragments) or encode(source["body"][:HIGHLIGHT_SIZE]),
     )
 
 
 def merge_highlights(fragments: Sequence[str]) -> str | None:
-    """One fragment out of the fragments of both subfields.
+    """One fragment out of the fragments of both subfields (:func:`chatsys.search.highlight.merge`).
 
-    A query mixing short and long words is highlighted on two subfields.  When their fragments
-    show the same text (always, for a message shorter than the fragment size), their marked
-    spans are united; otherwise the fragment with the most marked characters wins.
+    A query mixing short and long words is highlighted on two subfields, and Elasticsearch
+    starts each subfield's passage at the sentence of that subfield's first match: the two
+    fragments may show different text.  One holding the other's text takes its marks; otherwise
+    the fragment with the most marked characters is shown.
     """
-    if not fragments:
-        return None
-    by_text: dict[str, list[tuple[int, int]]] = {}
-    for fragment in fragments:
-        text, spans = _parse_fragment(fragment)
-        by_text.setdefault(text, []).extend(spans)
-    merged = {text: _union(spans) for text, spans in by_text.items()}
-    text = max(merged, key=lambda t: sum(end - start for start, end in merged[t]))
-    return _render_fragment(text, merged[text])
-
-
-def _parse_fragment(fragment: str) -> tuple[str, list[tuple[int, int]]]:
-    """Split a highlighted fragment into its (escaped) text and the spans between tags."""
-    text: list[str] = []
-    spans: list[tuple[int, int]] = []
-    position, opened = 0, None
-    for piece in _TAG.split(fragment):
-        if piece == PRE_TAG:
-            opened = position
-        elif piece == POST_TAG:
-            if opened is not None:
-                spans.append((opened, position))
-            opened = None
-        else:
-            text.append(piece)
-            position += len(piece)
-    return "".join(text), spans
-
-
-def _union(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
-
-
-def _render_fragment(text: str, spans: list[tuple[int, int]]) -> str:
-    out: list[str] = []
-    position = 0
-    for start, end in spans:
-        out.extend((text[position:start], PRE_TAG, text[start:end], POST_TAG))
-        position = end
-    out.append(text[position:])
-    return "".join(out)
+    return merge(fragments)

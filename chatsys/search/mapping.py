@@ -10,9 +10,10 @@ How the analysis implements the search semantics of :mod:`chatsys.search.query`:
 * ``body`` — whole words (standard tokenizer, lowercase, ASCII folding); used only to rank exact
   word matches higher under ``sort=relevance``.
 * ``body.prefix`` — the edge n-grams (1 to 20 characters) of every word, a word being a run of
-  letters, digits and ``_`` like the query's ``\\w+``.  The search analyzer does not split or
-  n-gram: the backend sends one query word per clause, so a word of 1 or 2 characters matches
-  exactly the messages having a word that starts with it.
+  letters, decimal digits and ``_``: these token characters define the word characters that
+  :mod:`chatsys.search.query` follows (so ``½``, ``²``, ``Ⅻ`` separate words).  The search
+  analyzer does not split or n-gram: the backend sends one query word per clause, so a word of
+  1 or 2 characters matches exactly the messages having a word that starts with it.
 * ``body.trigram`` — every 3-character window of the *whole* body, separators included.  A query
   word of 3 or more characters is sent as a ``match_phrase`` of its own trigrams, which must
   occur at consecutive positions: that is the word occurring as a substring.  Keeping separators
@@ -28,9 +29,11 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
+from chatsys.search import query
+
 # Word prefixes up to this length are indexed; longer query words use the trigram subfield.
-MAX_PREFIX = 20
-TRIGRAM = 3
+MAX_PREFIX = query.MAX_PREFIX
+TRIGRAM = query.MIN_SUBSTRING
 
 ANALYSIS: dict[str, Any] = {
     "tokenizer": {
@@ -38,7 +41,7 @@ ANALYSIS: dict[str, Any] = {
             "type": "edge_ngram",
             "min_gram": 1,
             "max_gram": MAX_PREFIX,
-            # The query's words are \w+ runs: letters, digits and the underscore.
+            # Letters (L*), decimal digits (Nd) and the underscore: chatsys.search.query.is_word_char.
             "token_chars": ["letter", "digit", "custom"],
             "custom_token_chars": "_",
         },

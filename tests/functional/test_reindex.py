@@ -1,5 +1,5 @@
 """chatsys-reindex rebuilds the index of 20,000 messages from MySQL, swaps the alias atomically,
-and search answers before, during and after (against the Elasticsearch test double)."""
+and search answers before, during and after (on the Elasticsearch test double and on noida-db)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from chatsys.search.query import words
 from tests.conftest import process_overrides
 from tests.support import seed
 from tests.support.db import TESTING_INI
+from tests.support.es_targets import EsTarget
 from tests.support.processes import BIN, write_ini
 
 MESSAGES = 20_000
@@ -40,9 +41,9 @@ def seed_rows(engine, messages: int = MESSAGES) -> tuple[str, dict[int, int]]:
     return token, chat_ids
 
 
-def test_reindex_swaps_the_alias_while_search_answers(engine, clean, es_double, settings, tmp_path):
-    alias = f"chatsys-test-{uuid.uuid4().hex[:8]}"
-    client = Elasticsearch(es_double.url, request_timeout=30)
+def test_reindex_swaps_the_alias_while_search_answers(engine, clean, es_target: EsTarget, settings, tmp_path):
+    alias = es_target.alias
+    client = Elasticsearch(es_target.url, request_timeout=30)
     search = ElasticsearchSearch(client, alias)
     search.ensure_index()
     (old_index,) = client.indices.get_alias(name=alias).body
@@ -76,7 +77,7 @@ def test_reindex_swaps_the_alias_while_search_answers(engine, clean, es_double, 
         TESTING_INI,
         process_overrides(
             settings,
-            **{"search.backend": "elasticsearch", "elasticsearch.url": es_double.url, "elasticsearch.index": alias},
+            **{"search.backend": "elasticsearch", "elasticsearch.url": es_target.url, "elasticsearch.index": alias},
         ),
     )
     try:
@@ -92,19 +93,20 @@ def test_reindex_swaps_the_alias_while_search_answers(engine, clean, es_double, 
     assert failures == []
     assert len(answers) > 3 and all(a == expected for a in answers)
     (new_index,) = client.indices.get_alias(name=alias).body
-    assert new_index != old_index and old_index not in es_double.index_names()
-    assert len(es_double.documents(alias)) == MESSAGES
+    assert es_target.index_names() == [new_index] != [old_index]
+    client.indices.refresh(index=alias)
+    assert client.count(index=alias)["count"] == MESSAGES
     other = SearchRequest(ChatScope(token, 7, chat_ids[7]), "alpha", words("alpha"), limit=100)
     assert [h.message_number for h in search.search(other).hits] == expected
     settings_now = client.indices.get_settings(index=new_index).body[new_index]["settings"]["index"]
     assert settings_now["refresh_interval"] == "1s"
 
 
-def test_reindex_catches_up_edits_made_during_the_load_and_cleans_orphans(engine, clean, es_double):
+def test_reindex_catches_up_edits_made_during_the_load_and_cleans_orphans(engine, clean, es_target: EsTarget):
     from chatsys.search.reindex import reindex
 
-    alias = f"chatsys-test-{uuid.uuid4().hex[:8]}"
-    client = Elasticsearch(es_double.url, request_timeout=30)
+    alias = es_target.alias
+    client = Elasticsearch(es_target.url, request_timeout=30)
     search = ElasticsearchSearch(client, alias)
     search.ensure_index()
     client.indices.create(index=f"{alias}-v19990101000000000000")  # an unfinished run's leftover
@@ -112,9 +114,9 @@ def test_reindex_catches_up_edits_made_during_the_load_and_cleans_orphans(engine
 
     edited = {"done": False}
 
-    def edit_during_load(request) -> None:
-        # While the new index is loading, a message is edited and the indexer writes it through
-        # the alias — into the old index, which the swap is about to retire.
+    def edit_during_load(loaded: int) -> None:
+        # After the load's first batch (chat 3 is in it), a message is edited and the indexer
+        # writes it through the alias — into the old index, which the swap is about to retire.
         if edited["done"]:
             return
         edited["done"] = True
@@ -133,12 +135,10 @@ def test_reindex_catches_up_edits_made_during_the_load_and_cleans_orphans(engine
             ).one()
         search.index([MessageDocument(token, 3, 5, "edited gamma", 2, created.created_at, created.updated_at)])
 
-    es_double.before("PUT", rf"/{alias}-v\d+/_bulk", edit_during_load)
-    reindex(engine, search, batch=500)
-    client.indices.refresh(index=alias)
-    doc = es_double.document(alias, f"{token}:3:5")
+    new_index = reindex(engine, search, batch=500, progress=edit_during_load)
+    doc = es_target.stored(f"{token}:3:5", routing=f"{token}:3")
     assert (doc.version, doc.source["body"]) == (2, "edited gamma")
-    assert not any(name.endswith("19990101000000000000") for name in es_double.index_names())
+    assert es_target.index_names() == [new_index]  # the old index and the leftover are gone
 
 
 def test_each_load_batch_reads_the_next_range_of_messages_without_sorting(engine, clean):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from chatsys.search.database import DatabaseSearch
@@ -10,7 +11,7 @@ from chatsys.search.interfaces import ChatScope, InvalidCursor, SearchRequest
 from chatsys.search.query import words
 from tests.support import seed
 from tests.support.api import create_application, create_chat, create_message
-from tests.support.search_cases import ASKED_APP_TOKEN, ASKED_CHAT_NUMBER, SEARCH_CASES
+from tests.support.search_cases import ASKED_APP_TOKEN, ASKED_CHAT_NUMBER, HIGHLIGHT_CASES, SEARCH_CASES
 
 
 def load(engine, messages) -> dict[tuple[str, int], int]:
@@ -42,6 +43,18 @@ def test_search_cases(engine, clean, case):
     with Session(engine) as session:
         page = DatabaseSearch(session).search(request_for(chats, case.query))
     assert tuple(hit.message_number for hit in page.hits) == case.expected
+
+
+@pytest.mark.parametrize("case", HIGHLIGHT_CASES, ids=[c.name for c in HIGHLIGHT_CASES])
+def test_highlights_are_elasticsearchs(engine, clean, case):
+    """The fragments Elasticsearch shows (tests/support/search_cases.py): here, noida's gaps
+    are not in the way."""
+    from tests.support.search_cases import CaseMessage
+
+    chats = load(engine, [CaseMessage(1, case.body), CaseMessage(2, "nothing to see")])
+    with Session(engine) as session:
+        page = DatabaseSearch(session).search(request_for(chats, case.query))
+    assert [hit.highlight for hit in page.hits] == [case.expected]
 
 
 def test_pages_cover_every_hit_once_and_cursors_are_checked(engine, clean):
@@ -101,7 +114,8 @@ def test_search_api_highlights_and_paginates(testapp):
     url = f"/v1/applications/{token}/chats/1/messages/search"
     first = testapp.get(url, {"q": "CAFE hel", "limit": 2}).json
     assert [h["message_number"] for h in first["data"]] == [5, 4]
-    assert first["data"][0]["highlight"] == "<em>Café</em> &lt;b&gt;4&lt;/b&gt; <em>hel</em>lo"
+    # Encoded as Elasticsearch encodes highlights (its HTML encoder escapes "/" too).
+    assert first["data"][0]["highlight"] == "<em>Café</em> &lt;b&gt;4&lt;&#x2F;b&gt; <em>hel</em>lo"
     rest = testapp.get(first["pagination"]["next"]).json
     assert [h["message_number"] for h in rest["data"]] == [3, 2]
     assert testapp.get(url, {"q": "nothing"}).json["data"] == []
@@ -133,3 +147,32 @@ def test_query_syntax_is_plain_text(testapp, q):
     create_message(testapp, token, 1, "plain words only")
     hits = testapp.get(f"/v1/applications/{token}/chats/1/messages/search", {"q": q}).json["data"]
     assert hits == []
+
+
+UNUSUAL_BODIES = [
+    "Straße ÆBLE œuvre smørrebrød Łódź ĳssel ﬁne ＡＢＣ x²y ½ Ⅻ ① café Ça İstanbul ΟΔΟΣ Привет",
+    "naïve coöperate façade ǅemal ǆ ŉ ħ ŀ ŧ ŋ ĸ ſ ı đ ð þ",
+    "e\u0301cole cafe\u0301 a\u00adb snake_case don't 3.14 日本語 😀ok",
+]
+
+
+@pytest.mark.parametrize("body", UNUSUAL_BODIES)
+def test_the_sql_patterns_let_through_every_body_the_semantics_accept(engine, body):
+    """REGEXP only narrows the rows that Python then checks: a body matching a word must match
+    its pattern (or the database backend would miss hits that Elasticsearch finds)."""
+    from chatsys.search.database import pattern
+    from chatsys.search.query import fold_text, matches_all, word_spans
+
+    candidates = set()
+    for start, end in word_spans(body):
+        for i in range(start, end):
+            for length in (1, 2, 3, 4):
+                piece = body[i : i + length]
+                candidates |= {piece, fold_text(piece)}
+    query_words = sorted({w for piece in candidates for w in words(piece)})
+    accepted = [w for w in query_words if matches_all(body, (w,))]
+    assert len(accepted) > 30  # the check below means something
+    with engine.connect() as conn:
+        statement = text("SELECT CONVERT(:body USING utf8mb4) COLLATE utf8mb4_unicode_ci REGEXP :pattern")
+        missed = [w for w in accepted if not conn.execute(statement, {"body": body, "pattern": pattern(w)}).scalar()]
+    assert missed == []

@@ -1,40 +1,38 @@
 """Search with the Elasticsearch backend end to end: API → outbox → relay → indexer worker →
-the Elasticsearch test double (through the real client) → the search endpoint (I4)."""
+Elasticsearch (the test double and noida-db, through the real client) → the search endpoint (I4)."""
 
 from __future__ import annotations
 
 import json
-import uuid
 
 import pika
 import pytest
-from elasticsearch import Elasticsearch
 from sqlalchemy import text
 
 from tests.conftest import amqp_channel, make_app, process_overrides
 from tests.support.api import create_application, create_chat, create_message, messages_url
 from tests.support.db import TESTING_INI
-from tests.support.pipeline import indexed, message_truth, queue_depth, wait_drained
+from tests.support.es_targets import DOUBLE_ONLY, EsTarget
+from tests.support.pipeline import message_truth, queue_depth, wait_drained
 from tests.support.processes import write_ini
 from tests.support.wait import wait_for
 from tests.support.webapp import CheckedTestApp
 
 
 @pytest.fixture
-def es(settings, es_double, tmp_path):
-    """App settings and a child-process ini that search through the double under a fresh alias."""
-    alias = f"chatsys-test-{uuid.uuid4().hex[:8]}"
+def es(settings, es_target: EsTarget, tmp_path):
+    """App settings and a child-process ini that search through ``es_target`` under its alias."""
     search = {
         "search.backend": "elasticsearch",
-        "elasticsearch.url": es_double.url,
-        "elasticsearch.index": alias,
+        "elasticsearch.url": es_target.url,
+        "elasticsearch.index": es_target.alias,
     }
     ini = write_ini(
         tmp_path / "es.ini",
         TESTING_INI,
         process_overrides(settings, **search, **{"worker.retry_pause": "0.05", "worker.max_rounds": "2"}),
     )
-    return {"settings": {**settings, **search}, "ini": ini, "alias": alias, "double": es_double}
+    return {"settings": {**settings, **search}, "ini": ini, "target": es_target, "double": es_target.double}
 
 
 @pytest.fixture
@@ -44,7 +42,11 @@ def es_app(es, clean):
 
 def refresh(es) -> None:
     """What Elasticsearch does every second by itself (the double waits to be told)."""
-    Elasticsearch(es["double"].url).indices.refresh(index=es["alias"])
+    es["target"].refresh()
+
+
+def indexed(es) -> dict[str, tuple[int, str]]:
+    return es["target"].indexed()
 
 
 def search(app, token, chat, q):
@@ -60,7 +62,7 @@ def test_messages_and_edits_reach_the_index_and_the_search_endpoint(es, es_app, 
     create_message(es_app, token, 1, "goodbye moon")
     es_app.patch_json(messages_url(token, 1) + "/2", {"body": "goodbye sun"})
     wait_drained(engine)
-    wait_for(lambda: indexed(es["double"], es["alias"]) == message_truth(engine), message="index equals MySQL")
+    wait_for(lambda: indexed(es) == message_truth(engine), message="index equals MySQL")
     refresh(es)
     assert search(es_app, token, 1, "ell") == [1]
     assert search(es_app, token, 1, "sun") == [2]
@@ -77,7 +79,7 @@ def test_redelivered_and_reordered_events_leave_the_newest_version(es, es_app, p
     create_message(es_app, token, 1, "v1")
     for body in ("v2", "v3"):
         es_app.patch_json(messages_url(token, 1) + "/1", {"body": body})
-    wait_for(lambda: indexed(es["double"], es["alias"]) == message_truth(engine), message="index at v3")
+    wait_for(lambda: indexed(es) == message_truth(engine), message="index at v3")
     with engine.connect() as conn:
         events = [
             json.loads(p)
@@ -95,11 +97,12 @@ def test_redelivered_and_reordered_events_leave_the_newest_version(es, es_app, p
         wait_for(lambda: queue_depth(channel, broker.queue("indexer")) == 0, message="redeliveries taken")
     # A sentinel message behind them in the queue: once it is indexed, they were all applied.
     create_message(es_app, token, 1, "sentinel")
-    wait_for(lambda: len(indexed(es["double"], es["alias"])) == 2, message="sentinel indexed")
-    doc = es["double"].document(es["alias"], f"{token}:1:1")
+    wait_for(lambda: len(indexed(es)) == 2, message="sentinel indexed")
+    doc = es["target"].stored(f"{token}:1:1", routing=f"{token}:1")
     assert (doc.version, doc.source["body"]) == (3, "v3")
 
 
+@pytest.mark.parametrize("es_target", DOUBLE_ONLY, indirect=True)  # an injected fault
 def test_a_document_the_index_keeps_failing_is_dead_lettered_after_the_delivery_limit(
     es, es_app, procs, engine, settings, broker
 ):
@@ -121,9 +124,10 @@ def test_a_document_the_index_keeps_failing_is_dead_lettered_after_the_delivery_
     deaths = properties.headers["x-death"]
     assert deaths[0]["reason"] == "delivery_limit"
     # The others were not blocked behind it.
-    assert set(indexed(es["double"], es["alias"])) == {f"{token}:1:1", f"{token}:1:3"}
+    assert set(indexed(es)) == {f"{token}:1:1", f"{token}:1:3"}
 
 
+@pytest.mark.parametrize("es_target", DOUBLE_ONLY, indirect=True)  # a server that goes away
 def test_readyz_checks_elasticsearch_when_it_is_the_backend(es, es_app):
     assert es_app.get("/readyz").json["checks"]["elasticsearch"] == "ok"
     es["double"].stop()
@@ -157,5 +161,5 @@ def test_concurrent_edits_of_one_message_end_with_matching_row_and_index(es, es_
     versions = sorted(r.json["version"] for r in replies)
     assert versions == list(range(2, edits + 2))  # every edit got its own version
     last = max(replies, key=lambda r: r.json["version"]).json
-    wait_for(lambda: indexed(es["double"], es["alias"]) == message_truth(engine), message="index at the last edit")
+    wait_for(lambda: indexed(es) == message_truth(engine), message="index at the last edit")
     assert message_truth(engine)[f"{token}:1:1"] == (edits + 1, last["body"])

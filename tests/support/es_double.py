@@ -1,55 +1,30 @@
 """An in-process HTTP test double of Elasticsearch 8, for the real ``elasticsearch`` client.
 
-No Elasticsearch server can run on the development and CI machines, so the search backend is
-tested against this double over HTTP, with the real client library: product header, media-type
-negotiation and serialization are the client's own.  The double is a test tool only.
+It exists for what no engine on this machine can do: inject faults (errors and delays per request,
+failures of single bulk items, a missing alias, red health, a server that goes away) and record
+exactly what chatsys sends, with runs fast enough for unit tests.  Relevance, analysis and
+highlighting are checked on noida-db (tests/support/noida.py), where the same tests run too.
 
-Emulated (single node, one shard per index):
-
-* ``GET /`` (version 8.x) and ``HEAD /``; ``X-Elastic-Product: Elasticsearch`` on every response;
-  a ``compatible-with=N`` media type with N != 8 is refused with 400 like a real 8.x server (which
-  also accepts 7: the double is stricter on purpose, chatsys pins the 8.x client).
-* Indices: create (settings, mappings, aliases), exists, get, delete; ``_settings`` (get, update
-  of dynamic settings), ``_mapping`` (get); ``_cluster/health``.
-* Aliases: in the create body, ``POST /_aliases`` (add, remove, remove_index — validated as a
-  whole, then applied at once), ``GET|HEAD /_alias/<name>``, ``GET|HEAD /<index>/_alias[/<name>]``,
-  one write index per alias.
-* Documents: ``_bulk`` (index, create, delete; NDJSON; per-item status and ``errors``), single
-  document PUT/POST/GET/HEAD/DELETE; internal, ``external`` and ``external_gte`` versioning with
-  409 ``version_conflict_engine_exception``; required routing; ``dynamic: strict`` and field types.
-* Refresh: documents become searchable only at a refresh (``_refresh`` or ``?refresh=true|wait_for``);
-  GET by id is realtime.
-* ``_search`` / ``_count``: the query, sort, highlight and source subset of :mod:`tests.support.es_engine`.
-* Everything it receives is kept: :attr:`ElasticsearchDouble.requests` (method, path, params,
-  headers, parsed body) and the stored documents with version and routing.
-* Faults for tests: injected errors and delays per request, failures of single bulk items, a
-  hook before a request, red health, and :meth:`ElasticsearchDouble.stop` (connections cut).
-
-Not emulated (a request that needs it gets a 400 saying so, never a silent approximation, except
-where noted): automatic refresh by ``refresh_interval`` (stored and validated only); automatic
-index creation on write; dynamic mapping (``dynamic: true`` with a new field); shards, replicas and
-routing-to-shard (routing is required and stored, never used to pick documents, so a missing
-chat filter is visible); ``gc_deletes`` (delete tombstones are kept forever); object fields,
-multi-index and wildcard expressions; scroll, PIT, aggregations, other queries and highlighters.
-Approximations: the standard tokenizer (word characters joined by ``'`` or ``.``), ASCII folding
-(Unicode decomposition plus a table), BM25 scores (no norm quantisation), and the highlighter's
-passage (one fragment from the sentence holding the first match).
+Emulated, single node, for the calls chatsys and its tests make: indices (create with settings,
+mappings and aliases; exists; get, also by ``*`` pattern; delete; ``_settings``; ``_mapping``),
+aliases (``_aliases`` actions, applied all or nothing; ``_alias``; one write index per alias),
+``_bulk`` index actions with external versioning, required routing, ``dynamic: strict`` and
+``require_alias``, GET of a document, refresh (documents become searchable at a refresh only),
+``_search`` (:mod:`tests.support.es_engine`), ``_count`` of everything and ``_cluster/health``.  Every response carries
+``X-Elastic-Product: Elasticsearch``.  A request the double does not emulate gets a 400 saying
+so, never a silent approximation.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import copy
 import fnmatch
-import functools
-import gzip
 import json
 import logging
 import re
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,49 +33,26 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tests.support.es_engine import (
-    Context,
+    Doc,
     EsError,
-    IndexedDoc,
     IndexMapping,
     bad_request,
     build_analyzers,
-    compare_sort_values,
+    check_keys,
     compile_query,
     filter_source,
+    highlight,
     not_emulated,
     parse_document,
     parse_highlight,
     parse_mappings,
-    parse_search_after,
-    parse_sort,
+    sort_keys,
     sort_values,
 )
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_MAJOR = 8
-GLOBAL_PARAMS = frozenset({"pretty", "human", "error_trace"})
-MAX_VERSION = 2**63 - 1
-MAX_RESULT_WINDOW = 10_000
-DEFAULT_TRACK_TOTAL_HITS = 10_000
-
-_COMPAT = re.compile(r"compatible-with\s*=\s*(\d+)")
-_DURATION = re.compile(r"-1|\d+(nanos|micros|ms|s|m|h|d)")
-_INVALID_NAME_CHARS = '\\/*?"<>| ,#:'
-_DYNAMIC_SETTINGS = {"refresh_interval", "number_of_replicas", "max_result_window"}
-_STATIC_SETTINGS = {"number_of_shards", "max_ngram_diff"}
-_SEARCH_KEYS = {
-    "query",
-    "sort",
-    "search_after",
-    "size",
-    "from",
-    "highlight",
-    "track_total_hits",
-    "_source",
-    "track_scores",
-}
-_BULK_META = {"_index", "_id", "routing", "version", "version_type", "require_alias"}
+SETTINGS = {"refresh_interval", "number_of_shards", "number_of_replicas", "max_ngram_diff"}
 
 
 @dataclass
@@ -117,41 +69,25 @@ class RecordedRequest:
 
 @dataclass
 class StoredDocument:
-    """What the double holds for one ``_id`` of an index."""
-
     doc_id: str
-    source: dict[str, Any] | None  # None: deleted (the tombstone keeps the version)
+    source: dict[str, Any]
     version: int
     routing: str | None
-    seq_no: int
-    indexed: IndexedDoc | None = field(default=None, repr=False)
+    values: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
 @dataclass
 class _Index:
     name: str
-    uuid: str
-    created_ms: int
     settings: dict[str, Any]  # flat, without the "index." prefix
     mapping: IndexMapping
-    aliases: dict[str, dict[str, Any]] = field(default_factory=dict)  # alias → {"is_write_index": …}
+    aliases: dict[str, dict[str, Any]] = field(default_factory=dict)
     live: dict[str, StoredDocument] = field(default_factory=dict)
-    searchable: list[IndexedDoc] = field(default_factory=list)
-    seq_no: int = -1
+    searchable: list[Doc] = field(default_factory=list)
+    seq: int = 0
 
     def refresh(self) -> None:
-        self.searchable = [doc.indexed for doc in self.live.values() if doc.source is not None]
-
-    def settings_body(self) -> dict[str, Any]:
-        flat = {
-            "number_of_shards": "1",
-            "number_of_replicas": "1",
-            **{key: _setting_text(value) for key, value in self.settings.items()},
-            "uuid": self.uuid,
-            "provided_name": self.name,
-            "creation_date": str(self.created_ms),
-        }
-        return {"index": _unflatten(flat)}
+        self.searchable = [Doc(d.doc_id, d.source, d.values, d.routing, n) for n, d in enumerate(self.live.values())]
 
 
 @dataclass
@@ -167,11 +103,7 @@ class _Rule:
 class ElasticsearchDouble:
     """The double: ``start()`` it, point a client at :attr:`url`, ``stop()`` it."""
 
-    def __init__(self, *, version: str = "8.19.3", product_header: bool = True) -> None:
-        if int(version.split(".")[0]) != SUPPORTED_MAJOR:
-            raise ValueError(f"the double emulates Elasticsearch {SUPPORTED_MAJOR}.x, not {version}")
-        self.version = version
-        self.product_header = product_header
+    def __init__(self) -> None:
         self.health_status = "green"
         self._lock = threading.RLock()
         self._indices: dict[str, _Index] = {}
@@ -181,8 +113,6 @@ class ElasticsearchDouble:
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-
-    # -- life cycle ----------------------------------------------------------------------------
 
     def start(self) -> ElasticsearchDouble:
         self._stopping.clear()
@@ -219,7 +149,6 @@ class ElasticsearchDouble:
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        """Every request received so far, oldest first."""
         with self._lock:
             return list(self._requests)
 
@@ -240,28 +169,18 @@ class ElasticsearchDouble:
         """alias → the names of its indices."""
         with self._lock:
             result: dict[str, list[str]] = {}
-            for index in sorted(self._indices.values(), key=lambda i: i.name):
-                for alias in index.aliases:
-                    result.setdefault(alias, []).append(index.name)
+            for name in sorted(self._indices):
+                for alias in self._indices[name].aliases:
+                    result.setdefault(alias, []).append(name)
             return result
 
     def documents(self, target: str) -> dict[str, StoredDocument]:
-        """The live documents (not deleted) of an index or of the indices of an alias."""
+        """The documents of an index or of the indices of an alias, realtime."""
         with self._lock:
-            return {
-                doc_id: copy.deepcopy(doc)
-                for index in self._resolve(target)
-                for doc_id, doc in index.live.items()
-                if doc.source is not None
-            }
+            return {i: copy.deepcopy(d) for index in self._resolve(target) for i, d in index.live.items()}
 
     def document(self, target: str, doc_id: str) -> StoredDocument | None:
-        """One document, a delete tombstone included (``source`` None)."""
-        with self._lock:
-            for index in self._resolve(target):
-                if doc_id in index.live:
-                    return copy.deepcopy(index.live[doc_id])
-            return None
+        return self.documents(target).get(doc_id)
 
     # -- faults --------------------------------------------------------------------------------
 
@@ -282,9 +201,7 @@ class ElasticsearchDouble:
         """Hold the next ``times`` matching requests (e.g. past the client's timeout)."""
         self._add_rule(_Rule(method, re.compile(path), times, delay=seconds))
 
-    def before(
-        self, method: str | None, path: str, callback: Callable[[RecordedRequest], None], *, times: int = 1
-    ) -> None:
+    def before(self, method: str | None, path: str, callback: Callable[[RecordedRequest], None], *, times=1) -> None:
         """Run ``callback`` before handling the next matching request (outside the double's lock,
         so it may itself send requests to the double)."""
         self._add_rule(_Rule(method, re.compile(path), times, callback=callback))
@@ -306,48 +223,6 @@ class ElasticsearchDouble:
         with self._lock:
             self._rules.append(rule)
 
-    # -- HTTP ----------------------------------------------------------------------------------
-
-    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
-        split = urlsplit(handler.path)
-        parts = [unquote(part) for part in split.path.split("/") if part]
-        headers = {name.lower(): value for name, value in handler.headers.items()}
-        raw = handler.rfile.read(int(headers.get("content-length") or 0))
-        if headers.get("content-encoding") == "gzip":
-            raw = gzip.decompress(raw)
-        record = RecordedRequest(
-            method=handler.command,
-            path="/" + "/".join(parts),
-            params=dict(parse_qsl(split.query, keep_blank_values=True)),
-            headers=headers,
-            raw=raw,
-        )
-        with self._lock:
-            self._requests.append(record)
-        try:
-            _check_media_types(headers, bool(raw))
-            record.body = _parse_body(raw, bulk=bool(parts) and parts[-1] == "_bulk")
-            self._apply_rules(record)
-            status, payload = self._dispatch(record.method, parts, record.params, record.body)
-        except EsError as exc:
-            status, payload = exc.status, exc.body()
-        compat = any(_COMPAT.search(headers.get(name, "")) for name in ("accept", "content-type"))
-        self._respond(handler, status, payload, compat)
-
-    def _respond(self, handler: BaseHTTPRequestHandler, status: int, payload: Any, compat: bool) -> None:
-        body = b"" if handler.command == "HEAD" or payload is None else json.dumps(payload).encode()
-        handler.send_response(status)
-        if self.product_header:
-            handler.send_header("X-Elastic-Product", "Elasticsearch")
-        media = (
-            f"application/vnd.elasticsearch+json;compatible-with={SUPPORTED_MAJOR}" if compat else "application/json"
-        )
-        handler.send_header("Content-Type", media)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        if body:
-            handler.wfile.write(body)
-
     def _apply_rules(self, record: RecordedRequest) -> None:
         with self._lock:
             matched = []
@@ -364,657 +239,296 @@ class ElasticsearchDouble:
             if rule.error is not None:
                 raise rule.error
 
-    # -- routing -------------------------------------------------------------------------------
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
+        split = urlsplit(handler.path)
+        parts = [unquote(part) for part in split.path.split("/") if part]
+        headers = {name.lower(): value for name, value in handler.headers.items()}
+        raw = handler.rfile.read(int(headers.get("content-length") or 0))
+        record = RecordedRequest(
+            handler.command, "/" + "/".join(parts), dict(parse_qsl(split.query, keep_blank_values=True)), headers, raw
+        )
+        with self._lock:
+            self._requests.append(record)
+        try:
+            record.body = _parse_body(raw, bulk=bool(parts) and parts[-1] == "_bulk")
+            self._apply_rules(record)
+            status, payload = self._dispatch(record.method, parts, record.params, record.body)
+        except EsError as exc:
+            status, payload = exc.status, exc.body()
+        body = b"" if handler.command == "HEAD" or payload is None else json.dumps(payload).encode()
+        handler.send_response(status)
+        handler.send_header("X-Elastic-Product", "Elasticsearch")
+        handler.send_header("Content-Type", "application/vnd.elasticsearch+json;compatible-with=8")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
 
     def _dispatch(self, method: str, parts: list[str], params: dict[str, str], body: Any) -> tuple[int, Any]:
-        n = len(parts)
-        routes: dict[str, Callable[[], tuple[int, Any]]]
-        allowed: set[str] = set()
-        if n == 0:
-            routes = {"GET": self._info, "HEAD": lambda: (200, None)}
-        elif parts[0] == "_cluster" and n in (2, 3) and parts[1] == "health":
-            routes = {"GET": lambda: self._health(parts[2] if n == 3 else None)}
-            allowed = {"timeout", "master_timeout", "local"}
-        elif parts == ["_aliases"]:
-            routes = {"POST": lambda: self._update_aliases(body), "PUT": lambda: self._update_aliases(body)}
-            allowed = {"timeout", "master_timeout"}
-        elif parts[0] == "_alias" and n <= 2:
-            name = parts[1] if n == 2 else None
-            routes = {
-                "GET": lambda: self._get_alias(None, name, head=False),
-                "HEAD": lambda: self._get_alias(None, name, head=True),
-            }
-        elif parts == ["_bulk"] or (n == 2 and parts[1] == "_bulk"):
-            index = parts[0] if n == 2 else None
-            routes = {
-                "POST": lambda: self._bulk(index, params, body),
-                "PUT": lambda: self._bulk(index, params, body),
-            }
-            allowed = {"refresh", "routing", "require_alias", "timeout", "wait_for_active_shards"}
-        elif parts == ["_refresh"] or (n == 2 and parts[1] == "_refresh"):
-            targets = [parts[0]] if n == 2 else None
-            routes = {"POST": lambda: self._refresh(targets), "GET": lambda: self._refresh(targets)}
-        elif parts[0].startswith("_") and n > 1:
-            routes = {}
-        elif n == 1:  # an index, even a "_name" that creating will refuse, as a real server does
-            name = parts[0]
-            routes = {
-                "PUT": lambda: self._create_index(name, body),
-                "HEAD": lambda: (200 if self._exists(name) else 404, None),
-                "GET": lambda: self._get_index(name),
-                "DELETE": lambda: self._delete_index(name),
-            }
-            allowed = {"timeout", "master_timeout", "wait_for_active_shards"}
-        elif parts[1] == "_alias" and n <= 3:
-            name = parts[2] if n == 3 else None
-            routes = {
-                "GET": lambda: self._get_alias(parts[0], name, head=False),
-                "HEAD": lambda: self._get_alias(parts[0], name, head=True),
-            }
-        elif n == 2 and parts[1] in ("_search", "_count"):
-            count = parts[1] == "_count"
-            routes = {
-                "GET": lambda: self._search(parts[0], body, count),
-                "POST": lambda: self._search(parts[0], body, count),
-            }
-            allowed = {"routing", "timeout"}
-        elif n == 2 and parts[1] == "_settings":
-            routes = {
-                "GET": lambda: self._get_settings(parts[0]),
-                "PUT": lambda: self._put_settings(parts[0], body),
-            }
-            allowed = {"timeout", "master_timeout"}
-        elif n == 2 and parts[1] == "_mapping":
-            routes = {"GET": lambda: self._get_mapping(parts[0])}
-        elif n == 3 and parts[1] in ("_doc", "_create"):
-            index, doc_id = parts[0], parts[2]
-            op_type = "create" if parts[1] == "_create" or params.get("op_type") == "create" else "index"
-
-            def write() -> tuple[int, Any]:
-                return self._write_one(index, doc_id, body, params, op_type)
-
-            routes = {"PUT": write, "POST": write}
-            allowed = {
-                "routing",
-                "version",
-                "version_type",
-                "refresh",
-                "require_alias",
-                "timeout",
-                "wait_for_active_shards",
-            }
-            if parts[1] == "_doc":
-                allowed.add("op_type")
-                routes.update(
-                    {
-                        "GET": lambda: self._get_doc(index, doc_id, params, head=False),
-                        "HEAD": lambda: self._get_doc(index, doc_id, params, head=True),
-                        "DELETE": lambda: self._delete_doc(index, doc_id, params),
-                    }
-                )
-                if method in ("GET", "HEAD"):
-                    allowed = {"routing", "realtime", "refresh"}
-                elif method == "DELETE":
-                    allowed = {
-                        "routing",
-                        "version",
-                        "version_type",
-                        "refresh",
-                        "timeout",
-                        "wait_for_active_shards",
-                    }
-        else:
-            routes = {}
-        if not routes:
-            raise bad_request(
-                "illegal_argument_exception",
-                f"no handler found for uri [/{'/'.join(parts)}] and method [{method}]",
-            )
-        if method not in routes:
-            raise EsError(
-                405,
-                "method_not_allowed",
-                f"Incorrect HTTP method for uri [/{'/'.join(parts)}] and method [{method}], allowed: {sorted(routes)}",
-            )
-        for name in params:
-            if name not in allowed and name not in GLOBAL_PARAMS:
-                raise bad_request(
-                    "illegal_argument_exception",
-                    f"request [/{'/'.join(parts)}] contains unrecognized parameter: [{name}] (or one the "
-                    "test double does not emulate)",
-                )
-        with self._lock:
-            return routes[method]()
-
-    # -- cluster -------------------------------------------------------------------------------
-
-    def _info(self) -> tuple[int, Any]:
-        return 200, {
-            "name": "es-double",
-            "cluster_name": "chatsys-test-double",
-            "cluster_uuid": "es-double-cluster",
-            "version": {
-                "number": self.version,
-                "build_flavor": "default",
-                "build_type": "docker",
-                "build_hash": "0" * 40,
-                "build_date": "2025-01-01T00:00:00.000Z",
-                "build_snapshot": False,
-                "lucene_version": "9.12.0",
-                "minimum_wire_compatibility_version": "7.17.0",
-                "minimum_index_compatibility_version": "7.0.0",
-            },
-            "tagline": "You Know, for Search",
+        path = "/".join(parts)
+        name = parts[0] if parts else ""
+        routes: dict[tuple[str, str], Callable[[], tuple[int, Any]]] = {
+            ("GET", r"_cluster/health/[^/]+"): lambda: self._health(parts[2]),
+            ("POST", "_aliases"): lambda: self._update_aliases(body),
+            ("GET", "_alias/[^/_][^/]*"): lambda: self._get_alias(parts[1]),
+            ("HEAD", "_alias/[^/_][^/]*"): lambda: (200 if self._resolve_alias(parts[1]) else 404, None),
+            ("PUT", "[^/_][^/]*/_bulk"): lambda: self._bulk(name, params, body),
+            ("POST", "[^/_][^/]*/_bulk"): lambda: self._bulk(name, params, body),
+            ("POST", "[^/_][^/]*/_refresh"): lambda: self._refresh(name),
+            ("POST", "[^/_][^/]*/_search"): lambda: self._search(name, body or {}),
+            ("POST", "[^/_][^/]*/_count"): lambda: self._count(name, body),
+            ("GET", "[^/_][^/]*/_settings"): lambda: self._get_settings(name),
+            ("PUT", "[^/_][^/]*/_settings"): lambda: self._put_settings(name, body),
+            ("GET", "[^/_][^/]*/_mapping"): lambda: self._get_mapping(name),
+            ("GET", "[^/_][^/]*/_doc/[^/]+"): lambda: self._get_doc(name, parts[2], params),
+            ("PUT", "[^/]+"): lambda: self._create_index(name, body or {}),
+            ("HEAD", "[^/_][^/]*"): lambda: (200 if self._resolve(name, missing_ok=True) else 404, None),
+            ("GET", "[^/_][^/]*"): lambda: self._get_index(name),
+            ("DELETE", "[^/_][^/]*"): lambda: self._delete_index(name),
         }
+        for (route_method, pattern), handle in routes.items():
+            if route_method == method and re.fullmatch(pattern, path):
+                with self._lock:
+                    return handle()
+        raise not_emulated(f"{method} /{path}")
 
-    def _health(self, target: str | None) -> tuple[int, Any]:
-        status, code = self.health_status, 200
-        if target is not None and not self._exists(target):
-            # A real cluster waits for the index until the timeout, then answers 408 and red.
-            status, code = "red", 408
-        shards = len(self._indices)
-        return code, {
-            "cluster_name": "chatsys-test-double",
-            "status": status,
-            "timed_out": code == 408,
-            "number_of_nodes": 1,
-            "number_of_data_nodes": 1,
-            "active_primary_shards": shards,
-            "active_shards": shards,
-            "relocating_shards": 0,
-            "initializing_shards": 0,
-            "unassigned_shards": 0,
-            "delayed_unassigned_shards": 0,
-            "number_of_pending_tasks": 0,
-            "number_of_in_flight_fetch": 0,
-            "task_max_waiting_in_queue_millis": 0,
-            "active_shards_percent_as_number": 100.0,
-        }
+    # -- indices and aliases -------------------------------------------------------------------
 
-    # -- indices -------------------------------------------------------------------------------
+    def _resolve(self, target: str, missing_ok: bool = False) -> list[_Index]:
+        """The indices an index name, an alias or a ``*`` pattern names."""
+        if "*" in target:
+            return [i for n, i in sorted(self._indices.items()) if fnmatch.fnmatchcase(n, target)]
+        if target in self._indices:
+            return [self._indices[target]]
+        indices = self._resolve_alias(target)
+        if not indices and not missing_ok:
+            raise _index_not_found(target)
+        return indices
 
-    def _exists(self, name: str) -> bool:
-        return name in self._indices or any(name in index.aliases for index in self._indices.values())
+    def _resolve_alias(self, alias: str) -> list[_Index]:
+        return [i for n, i in sorted(self._indices.items()) if alias in i.aliases]
 
-    def _resolve(self, name: str) -> list[_Index]:
-        """The indices an index or alias name stands for."""
-        if any(char in name for char in ",*"):
-            raise not_emulated(f"multi-target expression [{name}]")
-        if name in self._indices:
-            return [self._indices[name]]
-        members = [index for index in self._indices.values() if name in index.aliases]
-        if not members:
-            raise _index_not_found(name)
-        return sorted(members, key=lambda index: index.name)
+    def _write_index(self, target: str) -> _Index:
+        if target in self._indices:
+            return self._indices[target]
+        indices = self._resolve_alias(target)
+        writers = [i for i in indices if i.aliases[target].get("is_write_index") or len(indices) == 1]
+        if not indices:
+            raise _index_not_found(target)
+        if len(writers) != 1:
+            raise bad_request("illegal_argument_exception", f"no write index is defined for alias [{target}]")
+        return writers[0]
 
-    def _create_index(self, name: str, body: Any) -> tuple[int, Any]:
-        body = body or {}
-        for key in body:
-            if key not in ("settings", "mappings", "aliases"):
-                raise bad_request("parse_exception", f"unknown key [{key}] for create index")
-        _validate_name(name, "invalid_index_name_exception", "index")
-        if name in self._indices:
-            existing = self._indices[name]
-            raise bad_request(
-                "resource_already_exists_exception",
-                f"index [{name}/{existing.uuid}] already exists",
-                index_uuid=existing.uuid,
-                index=name,
-            )
-        if self._exists(name):
-            raise bad_request(
-                "invalid_index_name_exception",
-                f"Invalid index name [{name}], already exists as alias",
-                index=name,
-            )
+    def _create_index(self, name: str, body: dict[str, Any]) -> tuple[int, Any]:
+        check_keys("create-index keys", body, {"settings", "mappings", "aliases"})
+        if name != name.lower() or name[0] in "_-+" or any(c in name for c in '\\/*?"<>| ,#:'):
+            raise bad_request("invalid_index_name_exception", f"Invalid index name [{name}]", index=name)
+        if name in self._indices or self._resolve_alias(name):
+            raise bad_request("resource_already_exists_exception", f"index [{name}] already exists", index=name)
         settings = _flatten(body.get("settings") or {})
-        for key, value in settings.items():
-            _validate_setting(key, value, creating=True)
-        analysis = _unflatten({k[len("analysis.") :]: v for k, v in settings.items() if k.startswith("analysis.")})
-        analyzers = build_analyzers(analysis, int(settings.get("max_ngram_diff", 1)))
-        mapping = parse_mappings(body.get("mappings"), analyzers)
-        aliases: dict[str, dict[str, Any]] = {}
+        analysis = {k[len("analysis.") :]: v for k, v in settings.items() if k.startswith("analysis.")}
+        unknown = {k for k in settings if not k.startswith("analysis.")} - SETTINGS
+        if unknown:
+            raise not_emulated(f"settings {sorted(unknown)}")
+        analyzers = build_analyzers(_unflatten(analysis))
+        index = _Index(name, settings, parse_mappings(body.get("mappings"), analyzers))
         for alias, props in (body.get("aliases") or {}).items():
-            props = props or {}
-            unknown = set(props) - {"is_write_index"}
-            if unknown:
-                raise not_emulated(f"alias options {sorted(unknown)}")
-            _validate_name(alias, "invalid_alias_name_exception", "alias")
-            if alias == name or alias in self._indices:
+            if alias in self._indices:
                 raise bad_request(
                     "invalid_alias_name_exception",
                     f"Invalid alias name [{alias}]: an index or data stream exists with the same name as the alias",
                 )
-            aliases[alias] = dict(props)
-        index = _Index(name, uuid.uuid4().hex[:22], int(time.time() * 1000), settings, mapping, aliases)
-        _check_write_indices({**self._indices, name: index})
+            index.aliases[alias] = {k: v for k, v in (props or {}).items() if k == "is_write_index"}
+        self._check_write_indices({**self._indices, name: index})
         self._indices[name] = index
         return 200, {"acknowledged": True, "shards_acknowledged": True, "index": name}
 
-    def _get_index(self, name: str) -> tuple[int, Any]:
-        if "*" in name and "," not in name:
-            # A wildcard pattern over index names (what the reindex uses to find leftovers);
-            # like a real server's default allow_no_indices, no match is an empty answer.
-            matched = [i for n, i in sorted(self._indices.items()) if fnmatch.fnmatchcase(n, name)]
-            return 200, {index.name: self._index_body(index) for index in matched}
-        return 200, {index.name: self._index_body(index) for index in self._resolve(name)}
+    def _check_write_indices(self, indices: dict[str, _Index]) -> None:
+        writers: dict[str, list[str]] = {}
+        for index in indices.values():
+            for alias, props in index.aliases.items():
+                if props.get("is_write_index"):
+                    writers.setdefault(alias, []).append(index.name)
+        for alias, names in writers.items():
+            if len(names) > 1:
+                raise EsError(500, "illegal_state_exception", f"alias [{alias}] has more than one write index {names}")
 
-    def _index_body(self, index: _Index) -> dict[str, Any]:
-        return {
-            "aliases": {alias: _alias_body(props) for alias, props in index.aliases.items()},
-            "mappings": copy.deepcopy(index.mapping.definition),
-            "settings": index.settings_body(),
+    def _get_index(self, target: str) -> tuple[int, Any]:
+        return 200, {
+            i.name: {"aliases": i.aliases, "mappings": i.mapping.definition, "settings": _settings_body(i)}
+            for i in self._resolve(target, missing_ok="*" in target)
         }
 
     def _delete_index(self, name: str) -> tuple[int, Any]:
         if name not in self._indices:
-            if self._exists(name):
-                raise bad_request(
-                    "illegal_argument_exception",
-                    f"The provided expression [{name}] matches an alias, specify the corresponding concrete "
-                    "indices instead.",
-                )
+            if self._resolve_alias(name):
+                raise bad_request("illegal_argument_exception", f"The provided expression [{name}] matches an alias")
             raise _index_not_found(name)
         del self._indices[name]
         return 200, {"acknowledged": True}
 
-    def _get_settings(self, name: str) -> tuple[int, Any]:
-        return 200, {index.name: {"settings": index.settings_body()} for index in self._resolve(name)}
+    def _get_settings(self, target: str) -> tuple[int, Any]:
+        return 200, {i.name: {"settings": _settings_body(i)} for i in self._resolve(target)}
 
-    def _put_settings(self, name: str, body: Any) -> tuple[int, Any]:
-        indices = self._resolve(name)
+    def _put_settings(self, target: str, body: Any) -> tuple[int, Any]:
         settings = _flatten(body or {})
-        for key, value in settings.items():
-            if key in _STATIC_SETTINGS or key.startswith("analysis."):
-                index = indices[0]
-                raise bad_request(
-                    "illegal_argument_exception",
-                    f"Can't update non dynamic settings [[index.{key}]] for open indices [[{index.name}/{index.uuid}]]",
-                )
-            _validate_setting(key, value, creating=False)
-        for index in indices:
+        if set(settings) - {"refresh_interval"}:
+            raise not_emulated(f"settings updates {sorted(settings)}")
+        for index in self._resolve(target):
             index.settings.update(settings)
         return 200, {"acknowledged": True}
 
-    def _get_mapping(self, name: str) -> tuple[int, Any]:
-        return 200, {index.name: {"mappings": copy.deepcopy(index.mapping.definition)} for index in self._resolve(name)}
+    def _get_mapping(self, target: str) -> tuple[int, Any]:
+        return 200, {i.name: {"mappings": i.mapping.definition} for i in self._resolve(target)}
 
-    def _refresh(self, targets: list[str] | None) -> tuple[int, Any]:
-        indices = list(self._indices.values()) if targets is None else [i for t in targets for i in self._resolve(t)]
-        for index in indices:
-            index.refresh()
-        return 200, {"_shards": {"total": len(indices), "successful": len(indices), "failed": 0}}
-
-    # -- aliases -------------------------------------------------------------------------------
+    def _get_alias(self, alias: str) -> tuple[int, Any]:
+        indices = self._resolve_alias(alias)
+        if not indices:
+            return 404, {"error": f"alias [{alias}] missing", "status": 404}
+        return 200, {i.name: {"aliases": {alias: i.aliases[alias]}} for i in indices}
 
     def _update_aliases(self, body: Any) -> tuple[int, Any]:
-        if not isinstance(body, dict) or not body.get("actions"):
-            raise bad_request("action_request_validation_exception", "Validation Failed: 1: no aliases actions found;")
-        if set(body) != {"actions"}:
-            raise bad_request("parsing_exception", f"[aliases] unknown field {sorted(set(body) - {'actions'})}")
-        # Plan on copies, check, then commit: all actions apply or none does.
-        planned = {name: copy.deepcopy(index.aliases) for name, index in self._indices.items()}
-        removed: set[str] = set()
-        for action in body["actions"]:
-            if not isinstance(action, dict) or len(action) != 1:
-                raise bad_request("parsing_exception", "Too many operations declared on operation entry")
+        """Every action is validated before any is applied: the swap is atomic."""
+        changed = {name: copy.copy(index) for name, index in self._indices.items()}
+        for index in changed.values():
+            index.aliases = dict(index.aliases)
+        for action in (body or {}).get("actions", []):
             ((kind, spec),) = action.items()
-            allowed = {
-                "add": {"index", "indices", "alias", "aliases", "is_write_index"},
-                "remove": {"index", "indices", "alias", "aliases", "must_exist"},
-                "remove_index": {"index", "indices"},
-            }.get(kind)
-            if allowed is None:
-                raise bad_request("parsing_exception", f"[aliases] unknown field [{kind}]")
-            unknown = set(spec) - allowed
-            if unknown:
-                raise not_emulated(f"alias action options {sorted(unknown)}")
-            indices = spec.get("indices") or ([spec["index"]] if "index" in spec else [])
-            if not indices:
-                raise bad_request(
-                    "action_request_validation_exception",
-                    "Validation Failed: 1: One of [index] or [indices] is required;",
-                )
-            for index_name in indices:
-                if any(char in index_name for char in ",*"):
-                    raise not_emulated(f"multi-target expression [{index_name}]")
-                if index_name not in planned or index_name in removed:
-                    raise _index_not_found(index_name)
-            if kind == "remove_index":
-                removed.update(indices)
-                continue
-            aliases = spec.get("aliases") or ([spec["alias"]] if "alias" in spec else [])
-            if not aliases:
-                raise bad_request(
-                    "action_request_validation_exception",
-                    "Validation Failed: 1: One of [alias] or [aliases] is required;",
-                )
-            for index_name in indices:
-                for alias in aliases:
-                    if kind == "add":
-                        _validate_name(alias, "invalid_alias_name_exception", "alias")
-                        if alias in self._indices and alias not in removed:
-                            raise bad_request(
-                                "invalid_alias_name_exception",
-                                f"Invalid alias name [{alias}]: an index or data stream exists with the same "
-                                "name as the alias",
-                            )
-                        props = {"is_write_index": spec["is_write_index"]} if "is_write_index" in spec else {}
-                        planned[index_name][alias] = props
-                    elif alias in planned[index_name]:
-                        del planned[index_name][alias]
-                    elif spec.get("must_exist", True) is not False:
-                        raise EsError(
-                            404,
-                            "aliases_not_found_exception",
-                            f"aliases [{alias}] missing",
-                            **{"resource.type": "aliases", "resource.id": alias},
-                        )
-        survivors = {name: index for name, index in self._indices.items() if name not in removed}
-        previous = {name: index.aliases for name, index in survivors.items()}
-        for name, index in survivors.items():
-            index.aliases = planned[name]
-        try:
-            _check_write_indices(survivors)
-        except EsError:
-            for name, index in survivors.items():
-                index.aliases = previous[name]
-            raise
-        self._indices = survivors
-        return 200, {"acknowledged": True, "errors": False}
+            if kind not in ("add", "remove") or spec.get("index") not in changed:
+                raise _index_not_found(str(spec.get("index"))) if kind in ("add", "remove") else not_emulated(kind)
+            aliases = changed[spec["index"]].aliases
+            if kind == "add":
+                aliases[spec["alias"]] = {k: v for k, v in spec.items() if k == "is_write_index"}
+            elif aliases.pop(spec["alias"], None) is None:
+                raise EsError(404, "aliases_not_found_exception", f"aliases [{spec['alias']}] missing")
+        self._check_write_indices(changed)
+        for name, index in changed.items():
+            self._indices[name].aliases = index.aliases
+        return 200, {"acknowledged": True}
 
-    def _get_alias(self, index_name: str | None, alias: str | None, head: bool) -> tuple[int, Any]:
-        indices = self._resolve(index_name) if index_name else sorted(self._indices.values(), key=lambda i: i.name)
-        result = {}
-        for index in indices:
-            aliases = {a: _alias_body(p) for a, p in index.aliases.items() if alias is None or a == alias}
-            if aliases or (alias is None and index_name is not None):
-                result[index.name] = {"aliases": aliases}
-        if alias is not None and not result:
-            return 404, None if head else {"error": f"alias [{alias}] missing", "status": 404}
-        return 200, None if head else result
+    def _health(self, target: str) -> tuple[int, Any]:
+        if not self._resolve(target, missing_ok=True):
+            return 408, {"status": "red", "timed_out": True}
+        return 200, {"cluster_name": "es-double", "status": self.health_status, "timed_out": False}
 
     # -- documents -----------------------------------------------------------------------------
 
-    def _write_index(self, name: str, require_alias: bool) -> _Index:
-        members = [index for index in self._indices.values() if name in index.aliases]
-        if not members:
-            if name in self._indices and not require_alias:
-                return self._indices[name]
-            if require_alias:
-                raise _index_not_found(
-                    name,
-                    f"no such index [{name}] and [require_alias] request flag is [true] and [{name}] is not an alias",
+    def _bulk(self, target: str, params: dict[str, str], operations: list[Any]) -> tuple[int, Any]:
+        check_keys("bulk parameters", params, {"require_alias", "refresh"})
+        items = []
+        for line in range(0, len(operations), 2):
+            ((op, meta),) = operations[line].items()
+            if op != "index":
+                raise not_emulated(f"bulk action [{op}]")
+            check_keys("bulk action metadata", meta, {"_id", "routing", "version", "version_type"})
+            try:
+                items.append({"index": {"status": 201, **self._write(target, meta, operations[line + 1], params)}})
+            except EsError as exc:
+                items.append(
+                    {"index": {"_index": target, "_id": meta.get("_id"), "status": exc.status, "error": exc.error()}}
                 )
-            raise _index_not_found(name, f"no such index [{name}] (the test double does not create indices on write)")
-        explicit = [index for index in members if index.aliases[name].get("is_write_index") is True]
-        if len(explicit) == 1:
-            return explicit[0]
-        if len(members) == 1 and members[0].aliases[name].get("is_write_index") is not False:
-            return members[0]
-        raise bad_request(
-            "illegal_argument_exception",
-            f"no write index is defined for alias [{name}]. The write index may be explicitly disabled using "
-            "is_write_index=false or the alias points to multiple indices without one being designated as a "
-            "write index",
-        )
+        if params.get("refresh") in ("", "true", "wait_for"):
+            self._refresh(target)
+        return 200, {"took": 1, "errors": any("error" in item["index"] for item in items), "items": items}
 
-    def _write(
-        self,
-        target: str,
-        doc_id: str | None,
-        source: Any,
-        *,
-        op_type: str,
-        routing: str | None,
-        version: Any,
-        version_type: str | None,
-        require_alias: bool,
-    ) -> tuple[int, dict[str, Any]]:
-        index = self._write_index(target, require_alias)
-        if doc_id is None:
-            doc_id = base64.urlsafe_b64encode(uuid.uuid4().bytes[:15]).decode()
-        self._check_doc_request(index, doc_id, routing)
-        version_type = version_type or "internal"
-        version = _parse_version(version, version_type, op_type)
-        existing = index.live.get(doc_id)
-        exists = existing is not None and existing.source is not None
-        if op_type == "create" and exists:
-            raise _conflict(
-                index,
-                doc_id,
-                f"[{doc_id}]: version conflict, document already exists (current version [{existing.version}])",
-            )
-        if existing is not None and version_type == "external" and version <= existing.version:
-            raise _conflict(
-                index,
-                doc_id,
-                f"[{doc_id}]: version conflict, current version [{existing.version}] is higher or equal to "
-                f"the one provided [{version}]",
-            )
-        if existing is not None and version_type == "external_gte" and version < existing.version:
-            raise _conflict(
-                index,
-                doc_id,
-                f"[{doc_id}]: version conflict, current version [{existing.version}] is higher than the one "
-                f"provided [{version}]",
-            )
-        indexed = parse_document(index.mapping, doc_id, source, routing, index.seq_no + 1)
-        new_version = version if version is not None else (existing.version + 1 if existing else 1)
-        index.seq_no += 1
-        index.live[doc_id] = StoredDocument(doc_id, copy.deepcopy(source), new_version, routing, index.seq_no, indexed)
-        return (200 if exists else 201), _write_result(index, doc_id, new_version, "updated" if exists else "created")
-
-    def _check_doc_request(self, index: _Index, doc_id: str, routing: str | None) -> None:
-        if doc_id == "":
-            raise bad_request(
-                "action_request_validation_exception",
-                "Validation Failed: 1: if _id is specified it must not be empty;",
-            )
-        if len(doc_id.encode()) > 512:
-            raise bad_request(
-                "action_request_validation_exception",
-                f"Validation Failed: 1: id [{doc_id}] is too long, must be no longer than 512 bytes but was: "
-                f"{len(doc_id.encode())};",
-            )
+    def _write(self, target: str, meta: dict[str, Any], source: Any, params: dict[str, str]) -> dict[str, Any]:
+        doc_id = str(meta["_id"])
+        failures = self._item_failures.get(doc_id)
+        if failures:
+            error, remaining = failures[0]
+            remaining[0] -= 1
+            if remaining[0] <= 0:
+                failures.pop(0)
+            raise error
+        if params.get("require_alias") == "true" and not self._resolve_alias(target):
+            raise _index_not_found(target, f"no such index [{target}] and [require_alias] request flag is [true]")
+        index = self._write_index(target)
+        routing = meta.get("routing")
         if index.mapping.routing_required and routing is None:
-            raise bad_request(
-                "routing_missing_exception",
-                f"routing is required for [{index.name}]/[{doc_id}]",
-                index_uuid="_na_",
+            raise bad_request("routing_missing_exception", f"routing is required for [{index.name}]/[{doc_id}]")
+        values = parse_document(index.mapping, source)
+        if meta.get("version_type") != "external":
+            raise not_emulated("versioning other than external")
+        version = int(meta["version"])
+        current = index.live.get(doc_id)
+        if current is not None and current.version >= version:
+            raise EsError(
+                409,
+                "version_conflict_engine_exception",
+                f"[{doc_id}]: version conflict, current version [{current.version}] is higher or equal to the "
+                f"one provided [{version}]",
                 index=index.name,
             )
+        index.live[doc_id] = StoredDocument(doc_id, source, version, routing, values)
+        index.seq += 1
+        return {"_index": index.name, "_id": doc_id, "_version": version, "result": "created"}
 
-    def _write_one(self, target: str, doc_id: str, body: Any, params: dict[str, str], op_type: str) -> tuple[int, Any]:
-        status, result = self._write(
-            target,
-            doc_id,
-            body,
-            op_type=op_type,
-            routing=params.get("routing"),
-            version=params.get("version"),
-            version_type=params.get("version_type"),
-            require_alias=_flag(params.get("require_alias")),
-        )
-        if _refresh_requested(params.get("refresh")):
-            self._resolve(result["_index"])[0].refresh()
-            result["forced_refresh"] = True
-        return status, result
-
-    def _get_doc(self, target: str, doc_id: str, params: dict[str, str], head: bool) -> tuple[int, Any]:
-        indices = self._resolve(target)
-        if len(indices) != 1:
-            raise bad_request(
-                "illegal_argument_exception",
-                f"alias [{target}] has more than one index associated with it, can't execute a single index op",
-            )
-        index = indices[0]
-        routing = params.get("routing")
-        self._check_doc_request(index, doc_id, routing)
-        if _flag(params.get("refresh")):
-            index.refresh()
-        doc = index.live.get(doc_id)  # realtime: no refresh needed
-        if doc is None or doc.source is None:
-            return 404, None if head else {"_index": index.name, "_id": doc_id, "found": False}
-        body = {
+    def _get_doc(self, target: str, doc_id: str, params: dict[str, str]) -> tuple[int, Any]:
+        index = self._write_index(target)
+        stored = index.live.get(doc_id)
+        if stored is None:
+            return 404, {"_index": index.name, "_id": doc_id, "found": False}
+        return 200, {
             "_index": index.name,
             "_id": doc_id,
-            "_version": doc.version,
-            "_seq_no": doc.seq_no,
-            "_primary_term": 1,
+            "_version": stored.version,
+            "_routing": stored.routing,
             "found": True,
-            "_source": copy.deepcopy(doc.source),
+            "_source": stored.source,
         }
-        if doc.routing is not None:
-            body["_routing"] = doc.routing
-        return 200, None if head else body
 
-    def _delete_doc(self, target: str, doc_id: str, params: dict[str, str]) -> tuple[int, Any]:
-        index = self._write_index(target, require_alias=False)
-        routing = params.get("routing")
-        self._check_doc_request(index, doc_id, routing)
-        version_type = params.get("version_type") or "internal"
-        version = _parse_version(params.get("version"), version_type, "delete")
-        existing = index.live.get(doc_id)
-        if existing is not None and version_type == "external" and version <= existing.version:
-            raise _conflict(
-                index,
-                doc_id,
-                f"[{doc_id}]: version conflict, current version [{existing.version}] is higher or equal to "
-                f"the one provided [{version}]",
-            )
-        found = existing is not None and existing.source is not None
-        new_version = version if version is not None else (existing.version + 1 if existing else 1)
-        index.seq_no += 1
-        index.live[doc_id] = StoredDocument(doc_id, None, new_version, routing, index.seq_no)
-        if _refresh_requested(params.get("refresh")):
+    def _refresh(self, target: str) -> tuple[int, Any]:
+        for index in self._resolve(target):
             index.refresh()
-        return (200 if found else 404), _write_result(index, doc_id, new_version, "deleted" if found else "not_found")
-
-    def _bulk(self, url_index: str | None, params: dict[str, str], operations: list[Any]) -> tuple[int, Any]:
-        actions = _parse_bulk(operations)
-        items = []
-        touched: set[str] = set()
-        for line, (op, meta, source) in actions:
-            target = meta.get("_index", url_index)
-            if target is None:
-                raise bad_request(
-                    "action_request_validation_exception",
-                    f"Validation Failed: 1: index is missing (action on line [{line}]);",
-                )
-            doc_id = meta.get("_id")
-            try:
-                self._injected_item_failure(doc_id)
-                kwargs = {
-                    "routing": meta.get("routing", params.get("routing")),
-                    "version": meta.get("version"),
-                    "version_type": meta.get("version_type"),
-                }
-                if op == "delete":
-                    delete_params = {k: str(v) for k, v in kwargs.items() if v is not None}
-                    status, result = self._delete_doc(target, doc_id, delete_params)
-                else:
-                    require_alias = meta.get("require_alias", _flag(params.get("require_alias")))
-                    status, result = self._write(
-                        target, doc_id, source, op_type=op, require_alias=require_alias, **kwargs
-                    )
-                touched.add(result["_index"])
-                items.append({op: {**result, "status": status}})
-            except EsError as exc:
-                error = {"type": exc.error_type, "reason": exc.reason, **exc.extra}
-                items.append({op: {"_index": target, "_id": doc_id, "status": exc.status, "error": error}})
-        if _refresh_requested(params.get("refresh")):
-            for name in touched:
-                self._indices[name].refresh()
-        return 200, {
-            "errors": any("error" in next(iter(item.values())) for item in items),
-            "took": 1,
-            "items": items,
-        }
-
-    def _injected_item_failure(self, doc_id: str | None) -> None:
-        for error, remaining in self._item_failures.get(doc_id, ()):
-            if remaining[0] > 0:
-                remaining[0] -= 1
-                raise error
+        return 200, {"_shards": {"total": 1, "successful": 1, "failed": 0}}
 
     # -- search --------------------------------------------------------------------------------
 
-    def _search(self, target: str, body: Any, count_only: bool) -> tuple[int, Any]:
-        body = body or {}
-        allowed = {"query"} if count_only else _SEARCH_KEYS
-        for key, value in body.items():
-            if key not in allowed:
-                raise bad_request("parsing_exception", f"Unknown key for a {_token_kind(value)} in [{key}].")
-        indices = self._resolve(target)
-        size, from_ = _non_negative(body, "size", 10), _non_negative(body, "from", 0)
-        window = min(int(index.settings.get("max_result_window", MAX_RESULT_WINDOW)) for index in indices)
-        if from_ + size > window:
-            raise bad_request(
-                "illegal_argument_exception",
-                f"Result window is too large, from + size must be less than or equal to: [{window}] but was "
-                f"[{from_ + size}]. "
-                "See the scroll api for a more efficient way to request large data sets. This limit can be "
-                "set by "
-                "changing the [index.max_result_window] index level setting.",
-            )
-        if "search_after" in body and from_ > 0:
-            raise bad_request(
-                "illegal_argument_exception", "`from` parameter must be set to 0 when `search_after` is used."
-            )
-        matches = []  # (sort values or None, score, index position, doc, ctx, query, highlighter)
-        keys = None
-        for position, index in enumerate(indices):
-            ctx = Context(index.mapping, index.searchable)
-            query = compile_query(body.get("query", {"match_all": {}}), ctx)
-            keys = parse_sort(body["sort"], ctx) if "sort" in body else None
-            after = parse_search_after(body["search_after"], keys or []) if "search_after" in body else None
-            highlighter = parse_highlight(body["highlight"], ctx) if "highlight" in body else None
-            for doc in index.searchable:
-                score = query.score(doc, ctx)
-                if score is None:
-                    continue
-                values = sort_values(keys, doc, score) if keys else None
-                if after is not None and compare_sort_values(keys, values, after) <= 0:
-                    continue
-                matches.append((values, score, position, doc, ctx, query, highlighter, index))
-        if count_only:
-            return 200, {"count": len(matches), "_shards": _shards(len(indices))}
-        if keys:
-            matches.sort(key=lambda m: (m[2], m[3].seq_no))  # ties keep index order
-            matches.sort(key=_cmp_key(keys))
-        else:
-            matches.sort(key=lambda m: (-m[1], m[2], m[3].seq_no))
-        with_scores = not keys or any(k.path == "_score" for k in keys) or body.get("track_scores") is True
-        hits = [self._hit(match, body, with_scores) for match in matches[from_ : from_ + size]]
-        result: dict[str, Any] = {
-            "max_score": max((m[1] for m in matches), default=None) if with_scores else None,
-            "hits": hits,
-        }
-        total = _total_hits(body.get("track_total_hits", DEFAULT_TRACK_TOTAL_HITS), len(matches))
-        if total is not None:
-            result = {"total": total, **result}
-        return 200, {"took": 1, "timed_out": False, "_shards": _shards(len(indices)), "hits": result}
+    def _count(self, target: str, body: Any) -> tuple[int, Any]:
+        if body:
+            raise not_emulated("_count with a query")
+        return 200, {"count": sum(len(index.searchable) for index in self._resolve(target))}
 
-    def _hit(self, match: tuple, body: dict[str, Any], with_scores: bool) -> dict[str, Any]:
-        values, score, _, doc, ctx, query, highlighter, index = match
-        hit: dict[str, Any] = {
-            "_index": index.name,
-            "_id": doc.doc_id,
-            "_score": score if with_scores else None,
-        }
-        if doc.routing is not None:
-            hit["_routing"] = doc.routing
-        source = filter_source(doc.source, body.get("_source", True))
-        if source is not None:
-            hit["_source"] = copy.deepcopy(source)
-        if highlighter is not None:
-            highlight = highlighter.highlight(doc, query, ctx)
-            if highlight:
-                hit["highlight"] = highlight
-        if values is not None:
-            hit["sort"] = values
-        return hit
+    def _search(self, target: str, body: dict[str, Any]) -> tuple[int, Any]:
+        check_keys(
+            "search keys", body, {"query", "sort", "size", "search_after", "track_total_hits", "_source", "highlight"}
+        )
+        indices = self._resolve(target)
+        fields = indices[0].mapping.fields if indices else {}
+        query = compile_query(body.get("query", {"match_all": {}}), fields)
+        keys = sort_keys(body.get("sort", []), fields)
+        after = body.get("search_after")
+        if after is not None and len(after) != len(keys):
+            raise bad_request(
+                "illegal_argument_exception", f"search_after has {len(after)} value(s) but sort has {len(keys)}."
+            )
+        paths, no_match = parse_highlight(body["highlight"], fields) if "highlight" in body else ([], 0)
+        found = []
+        for index in indices:
+            for doc in index.searchable:
+                spans = query(doc)
+                if spans is not None:
+                    found.append((_sort_key(keys, sort_values(keys, doc)), doc, spans, index.name))
+        found.sort(key=lambda item: item[0])
+        if after is not None:
+            found = [item for item in found if item[0] > _sort_key(keys, after)]
+        hits = []
+        for _, doc, spans, name in found[: int(body.get("size", 10))]:
+            hit = {"_index": name, "_id": doc.doc_id, "_score": 1.0, "_routing": doc.routing}
+            source = filter_source(doc.source, body.get("_source", True))
+            if source is not None:
+                hit["_source"] = copy.deepcopy(source)
+            marked = highlight(doc, paths, no_match, spans, fields) if paths else {}
+            if marked:
+                hit["highlight"] = marked
+            if keys:
+                hit["sort"] = sort_values(keys, doc)
+            hits.append(hit)
+        result: dict[str, Any] = {"hits": hits}
+        if body.get("track_total_hits", True) is not False:
+            result["total"] = {"value": len(found), "relation": "eq"}
+        return 200, {"took": 1, "timed_out": False, "hits": result}
 
 
 # -- HTTP server -------------------------------------------------------------------------------
@@ -1022,9 +536,7 @@ class ElasticsearchDouble:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the client's connection pool expects
-    # Headers and body go out in two writes: without this, Nagle's algorithm and the client's
-    # delayed ACK add tens of milliseconds to every response.
-    disable_nagle_algorithm = True
+    disable_nagle_algorithm = True  # headers and body go out in two writes
     server: _Server
 
     def _serve(self) -> None:
@@ -1032,7 +544,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _serve
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         log.debug("es-double: " + format, *args)
 
 
@@ -1071,217 +583,27 @@ class _Server(ThreadingHTTPServer):
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def _check_media_types(headers: dict[str, str], has_body: bool) -> None:
-    versions = {}
-    for name in ("accept", "content-type"):
-        match = _COMPAT.search(headers.get(name, ""))
-        if match:
-            versions[name] = int(match.group(1))
-    for name, version in versions.items():
-        if version != SUPPORTED_MAJOR:
-            label = "Accept" if name == "accept" else "Content-Type"
-            raise _media_type_error(
-                f"{label} version must be version {SUPPORTED_MAJOR} (the test double refuses 7 too), "
-                f"but found {version}. {label}={headers[name]}"
-            )
-    if has_body:
-        content_type = headers.get("content-type", "")
-        if not re.match(r"application/(vnd\.elasticsearch\+)?(json|x-ndjson)\b", content_type):
-            raise EsError(406, "media_type_header_exception", f"Content-Type header [{content_type}] is not supported")
-        if "accept" in headers and len(versions) == 1:
-            raise _media_type_error(
-                "A compatible version is required on both Content-Type and Accept headers if either one "
-                f"has requested a compatible version. Accept={headers.get('accept')}, "
-                f"Content-Type={content_type}"
-            )
-
-
-def _media_type_error(cause: str) -> EsError:
-    return bad_request(
-        "media_type_header_exception",
-        "Invalid media-type value on headers [Accept, Content-Type]",
-        caused_by={"type": "status_exception", "reason": cause},
-    )
-
-
 def _parse_body(raw: bytes, bulk: bool) -> Any:
     if not raw:
         return None
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise bad_request("parsing_exception", "request body is not UTF-8") from None
-    if bulk:
-        if not text.endswith("\n"):
-            raise bad_request("illegal_argument_exception", "The bulk request must be terminated by a newline [\\n]")
-        lines = text.split("\n")[:-1]
-        try:
-            return [json.loads(line) for line in lines]
-        except json.JSONDecodeError as exc:
-            raise bad_request("x_content_parse_exception", f"bulk line is not JSON: {exc}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
+        if bulk:
+            return [json.loads(line) for line in raw.decode().split("\n") if line.strip()]
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise bad_request("x_content_parse_exception", f"request body is not JSON: {exc}") from None
 
 
-def _parse_bulk(operations: Any) -> list[tuple[int, tuple[str, dict[str, Any], Any]]]:
-    """(line number, (op, metadata, source)) of each action; the whole request fails on a bad line."""
-    if not operations:
-        raise bad_request("action_request_validation_exception", "Validation Failed: 1: no requests added;")
-    actions = []
-    line = 0
-    while line < len(operations):
-        action = operations[line]
-        line += 1
-        if not isinstance(action, dict) or len(action) != 1:
-            raise bad_request(
-                "illegal_argument_exception",
-                f"Malformed action/metadata line [{line}], expected a simple object",
-            )
-        ((op, meta),) = action.items()
-        if op == "update":
-            raise not_emulated("bulk action [update]")
-        if op not in ("index", "create", "delete"):
-            raise bad_request(
-                "illegal_argument_exception",
-                f"Malformed action/metadata line [{line}], expected one of [create, delete, index, update] "
-                f"but found [{op}]",
-            )
-        for key in meta:
-            if key not in _BULK_META:
-                raise bad_request(
-                    "illegal_argument_exception",
-                    f"Action/metadata line [{line}] contains an unknown parameter [{key}] (or one the test "
-                    "double does not emulate)",
-                )
-        if op == "delete" and meta.get("_id") is None:
-            raise bad_request(
-                "action_request_validation_exception", f"Validation Failed: 1: id is missing (line [{line}]);"
-            )
-        source = None
-        if op != "delete":
-            if line >= len(operations):
-                raise bad_request("illegal_argument_exception", f"Action/metadata line [{line}] is missing its source")
-            source = operations[line]
-            line += 1
-        actions.append((line, (op, meta, source)))
-    return actions
-
-
-def _parse_version(raw: Any, version_type: str, op_type: str) -> int | None:
-    if version_type not in ("internal", "external", "external_gte"):
-        raise bad_request("illegal_argument_exception", f"No version type match [{version_type}]")
-    if version_type == "internal":
-        if raw is not None:
-            raise bad_request(
-                "action_request_validation_exception",
-                "Validation Failed: 1: internal versioning can not be used for optimistic concurrency "
-                "control. "
-                "Please use `if_seq_no` and `if_primary_term` instead;",
-            )
-        return None
-    if op_type == "create":
-        raise bad_request(
-            "action_request_validation_exception",
-            "Validation Failed: 1: create operations only support internal versioning. use index instead;",
-        )
-    try:
-        version = int(raw) if raw is not None and not isinstance(raw, bool) else -3  # MATCH_ANY
-    except (TypeError, ValueError):
-        raise bad_request("illegal_argument_exception", f"Failed to parse version [{raw}]") from None
-    if not 0 <= version <= MAX_VERSION:
-        raise bad_request(
-            "action_request_validation_exception",
-            f"Validation Failed: 1: illegal version value [{version}] for version type [{version_type.upper()}];",
-        )
-    return version
-
-
-def _conflict(index: _Index, doc_id: str, reason: str) -> EsError:
-    return EsError(409, "version_conflict_engine_exception", reason, index_uuid=index.uuid, shard="0", index=index.name)
-
-
 def _index_not_found(name: str, reason: str | None = None) -> EsError:
-    return EsError(
-        404,
-        "index_not_found_exception",
-        reason or f"no such index [{name}]",
-        **{"resource.type": "index_or_alias", "resource.id": name, "index_uuid": "_na_", "index": name},
+    return EsError(404, "index_not_found_exception", reason or f"no such index [{name}]", index=name)
+
+
+def _sort_key(keys: list[tuple[str, bool]], values: list[Any]) -> tuple:
+    """Ascending order of the sort; a missing value comes last either way."""
+    return tuple(
+        (value is None, -value if desc and value is not None else value)
+        for (_, desc), value in zip(keys, values, strict=True)
     )
-
-
-def _write_result(index: _Index, doc_id: str, version: int, result: str) -> dict[str, Any]:
-    return {
-        "_index": index.name,
-        "_id": doc_id,
-        "_version": version,
-        "result": result,
-        "_shards": {"total": 2, "successful": 1, "failed": 0},
-        "_seq_no": index.seq_no,
-        "_primary_term": 1,
-    }
-
-
-def _validate_name(name: str, error_type: str, what: str) -> None:
-    problem = None
-    if name != name.lower():
-        problem = "must be lowercase"
-    elif name[:1] in ("_", "-", "+"):
-        problem = "must not start with '_', '-', or '+'"
-    elif any(char in name for char in _INVALID_NAME_CHARS):
-        problem = f"must not contain the following characters {list(_INVALID_NAME_CHARS)}"
-    elif name in (".", ".."):
-        problem = "must not be '.' or '..'"
-    elif len(name.encode()) > 255:
-        problem = "index name is too long"
-    if problem:
-        raise bad_request(error_type, f"Invalid {what} name [{name}], {problem}", index=name, index_uuid="_na_")
-
-
-def _validate_setting(key: str, value: Any, creating: bool) -> None:
-    if key.startswith("analysis.") and creating:
-        return
-    if key == "refresh_interval":
-        if not _DURATION.fullmatch(str(value)):
-            raise bad_request(
-                "illegal_argument_exception",
-                f"failed to parse setting [index.refresh_interval] with value [{value}] as a time value: "
-                "unit is missing or unrecognized",
-            )
-        return
-    bounds = {"number_of_replicas": 0, "max_result_window": 1, "number_of_shards": 1, "max_ngram_diff": 0}
-    if key in bounds and (key in _DYNAMIC_SETTINGS or creating):
-        if not re.fullmatch(r"\d+", str(value)) or int(value) < bounds[key]:
-            raise bad_request(
-                "illegal_argument_exception",
-                f"Failed to parse value [{value}] for setting [index.{key}] must be >= {bounds[key]}",
-            )
-        return
-    raise bad_request(
-        "illegal_argument_exception",
-        f"unknown setting [index.{key}] please check that any required plugins are installed, or check the "
-        "breaking changes documentation for removed settings (or the test double does not emulate it)",
-    )
-
-
-def _check_write_indices(indices: dict[str, _Index]) -> None:
-    writers: dict[str, list[str]] = {}
-    for index in indices.values():
-        for alias, props in index.aliases.items():
-            if props.get("is_write_index") is True:
-                writers.setdefault(alias, []).append(index.name)
-    for alias, names in writers.items():
-        if len(names) > 1:
-            raise EsError(
-                500,
-                "illegal_state_exception",
-                f"alias [{alias}] has more than one write index [{','.join(names)}]",
-            )
-
-
-def _alias_body(props: dict[str, Any]) -> dict[str, Any]:
-    return {"is_write_index": props["is_write_index"]} if "is_write_index" in props else {}
 
 
 def _flatten(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -1292,7 +614,7 @@ def _flatten(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         if isinstance(value, dict):
             flat.update(_flatten(value, path))
         else:
-            flat[path[len("index.") :] if path.startswith("index.") else path] = value
+            flat[path.removeprefix("index.")] = value
     return flat
 
 
@@ -1307,61 +629,7 @@ def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def _setting_text(value: Any) -> Any:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value) if isinstance(value, int | float) else value
-
-
-def _flag(value: Any) -> bool:
-    return value in ("", "true", True)
-
-
-def _refresh_requested(value: str | None) -> bool:
-    if value in (None, "false"):
-        return False
-    if value in ("", "true", "wait_for"):
-        return True  # wait_for: the double refreshes at once, which is what the caller waits for
-    raise bad_request("illegal_argument_exception", f"Unknown value for refresh: [{value}].")
-
-
-def _non_negative(body: dict[str, Any], key: str, default: int) -> int:
-    value = body.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise bad_request(
-            "illegal_argument_exception",
-            f"[{key}] parameter cannot be negative or a non-integer, found [{value}]",
-        )
-    return value
-
-
-def _total_hits(track: Any, count: int) -> dict[str, Any] | None:
-    if track is False:
-        return None
-    if track is True:
-        return {"value": count, "relation": "eq"}
-    if isinstance(track, int):
-        return {"value": min(count, track), "relation": "gte" if count > track else "eq"}
-    raise bad_request(
-        "illegal_argument_exception", f"[track_total_hits] must be a boolean or an integer, found [{track}]"
-    )
-
-
-def _shards(count: int) -> dict[str, int]:
-    return {"total": count, "successful": count, "skipped": 0, "failed": 0}
-
-
-def _token_kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "START_OBJECT"
-    if isinstance(value, list):
-        return "START_ARRAY"
-    if isinstance(value, bool):
-        return "VALUE_BOOLEAN"
-    if isinstance(value, int | float):
-        return "VALUE_NUMBER"
-    return "VALUE_STRING"
-
-
-def _cmp_key(keys: list) -> Callable[[tuple], Any]:
-    return functools.cmp_to_key(lambda a, b: compare_sort_values(keys, a[0], b[0]))
+def _settings_body(index: _Index) -> dict[str, Any]:
+    flat = {"number_of_shards": "1", "number_of_replicas": "1", **index.settings, "provided_name": index.name}
+    flat["uuid"] = str(uuid.uuid5(uuid.NAMESPACE_URL, index.name))
+    return {"index": _unflatten({k: v if isinstance(v, str) else json.dumps(v) for k, v in flat.items()})}

@@ -3,12 +3,14 @@
 Each case stores some messages, searches the *asked chat* (application ``ASKED_APP_TOKEN``, chat
 ``ASKED_CHAT_NUMBER``) with ``sort=newest``, and lists the message numbers expected, newest
 first.  Messages of other chats may share numbers and text with the asked chat: a leak shows up
-as an extra number.  The rules come from :mod:`chatsys.search.query`: words are ``\\w+`` runs,
-lower-cased; every word must occur in the body, case- and accent-insensitively, at the start of
-a word, or for words of 3 or more characters anywhere inside a word.
+as an extra number.  The rules come from :mod:`chatsys.search.query`, which follows what the
+Elasticsearch index does: words are runs of letters, decimal digits and ``_``; text folds one
+character at a time (lower case, ASCII folding); a word of 1 or 2 characters matches the start
+of a body word, a longer one its 3-character windows anywhere in the body.
 
 This module depends on nothing of a backend, so that the database backend's tests and the
-Elasticsearch backend's tests read the very same cases.
+Elasticsearch backend's tests (on the double, noida-db and Elasticsearch) read the very same
+cases.  A case that meets a known noida gap names it: it is a strict xfail there.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class SearchCase:
     messages: tuple[CaseMessage, ...]
     query: str
     expected: tuple[int, ...]  # message numbers of the asked chat, newest first
+    noida_gap: str | None = None  # the name of a gap of tests/support/noida_gaps.py it meets
 
 
 def _chat(*bodies: str) -> tuple[CaseMessage, ...]:
@@ -76,6 +79,34 @@ SEARCH_CASES: tuple[SearchCase, ...] = (
     SearchCase("substring_does_not_span_words", _chat("foo bar", "xabc bcdy", "abcd"), "abcd", (3,)),
     SearchCase("substring_does_not_span_a_space", _chat("foo bar", "foobar"), "oba", (2,)),
     SearchCase("query_without_words", _chat("hello world", "?!"), "?! ...", ()),
+    # Word characters are letters, decimal digits and "_": other numbers separate words.
+    SearchCase(
+        "fraction_separates_words",
+        _chat("a½b", "ab"),
+        "b",
+        (1,),
+        noida_gap="numbers_that_are_not_digits_separate_words",
+    ),
+    SearchCase(
+        "roman_numeral_separates_words",
+        _chat("Ⅻb", "b"),
+        "b",
+        (2, 1),
+        noida_gap="numbers_that_are_not_digits_separate_words",
+    ),
+    SearchCase("superscript_in_a_query_separates_words", _chat("x 2", "x2", "y"), "x²", (2, 1)),
+    SearchCase("query_of_non_digit_numbers_has_no_words", _chat("½ Ⅻ ²", "1/2"), "½ Ⅻ", ()),
+    # Folding is one character at a time, as lowercase + asciifolding; a long word is compared
+    # by 3-character windows, so a letter folding to two letters stays one character there.
+    SearchCase("superscript_folds_to_a_digit", _chat("x²y", "x2y", "xy"), "x2y", (2, 1)),
+    SearchCase("stroke_letters_fold", _chat("smørrebrød", "smor", "Łódź", "lodz"), "smor", (2, 1)),
+    SearchCase("stroke_letters_fold_in_word_starts", _chat("Łódź", "lodz", "ołów"), "lo", (2, 1)),
+    SearchCase("ligature_letter_folds_to_two_at_a_word_start", _chat("œuvre", "oeuvre", "ouvre"), "oe", (2, 1)),
+    SearchCase("two_letter_start_matches_a_ligature_letter", _chat("Æble", "aeble", "able"), "æb", (2, 1)),
+    SearchCase("ligature_letter_is_one_character_of_a_window", _chat("œuvre", "oeuvre"), "œuvre", (1,)),
+    SearchCase("folded_letters_do_not_split_a_window", _chat("œuvre", "oeuvre"), "oeuvre", (2,)),
+    SearchCase("sharp_s_is_one_character_of_a_window", _chat("Straße", "strasse"), "straße", (1,)),
+    SearchCase("full_width_letters_fold", _chat("ＡＢＣ", "abc", "xyz"), "abc", (2, 1)),
     SearchCase("no_match", _chat("hello world", "goodbye"), "xyz", ()),
     SearchCase("newest_first", _chat("hello one", "nothing", "hello three", "hello four"), "hello", (4, 3, 1)),
     SearchCase(
@@ -89,5 +120,89 @@ SEARCH_CASES: tuple[SearchCase, ...] = (
         ),
         "hello",
         (1,),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class HighlightCase:
+    """The highlight the API shows for one message and query, on every backend.
+
+    Elasticsearch's unified highlighter with ``fragment_size: 150`` and one fragment: the passage
+    starts at the sentence holding the match and takes the following sentences while they fit;
+    run-on text is cut at words to about 150 characters (UTF-16 units) ending at the match.
+    """
+
+    name: str
+    body: str
+    query: str
+    expected: str
+    noida_gap: str | None = None
+
+
+_RUN_ON = " ".join(f"word{i}" for i in range(60))
+_FIFTH = "Fifth goes on and on for a while longer than needed. "
+
+HIGHLIGHT_CASES: tuple[HighlightCase, ...] = (
+    HighlightCase(
+        "sentence_holding_the_match", "Hi there. The needle is here.", "needle", "The <em>needle</em> is here."
+    ),
+    # body.prefix shows "<em>He</em> left. Then the world ended.", body.trigram "Then the
+    # <em>wor</em>ld ended.": the API carries the second's mark into the first, which holds it.
+    HighlightCase(
+        "mark_in_an_earlier_sentence",
+        "He left. Then the world ended.",
+        "he wor",
+        "<em>He</em> left. Then the <em>wor</em>ld ended.",
+    ),
+    HighlightCase(
+        "following_sentences_while_they_fit",
+        "First one. Second sentence here. Third has the needle in it. Fourth is short. " + _FIFTH * 3,
+        "needle",
+        "Third has the <em>needle</em> in it. Fourth is short. Fifth goes on and on for a while longer than needed.",
+    ),
+    HighlightCase(
+        "run_on_text_ends_at_the_match",
+        _RUN_ON + " the needle",
+        "needle",
+        " ".join(f"word{i}" for i in range(39, 60)) + " the <em>needle</em>",
+    ),
+    HighlightCase(
+        "run_on_text_starting_with_the_match",
+        "The needle " + _RUN_ON,
+        "needle",
+        "The <em>needle</em> " + " ".join(f"word{i}" for i in range(22)),
+    ),
+    HighlightCase(
+        "the_best_passage_wins",
+        _RUN_ON + " needle end of it all and more words after the needle",
+        "needle",
+        "end of it all and more words after the <em>needle</em>",
+    ),
+    HighlightCase(
+        "html_is_encoded",
+        "a/b <c> \"d\" 'e' & needle",
+        "needle",
+        "a&#x2F;b &lt;c&gt; &quot;d&quot; &#x27;e&#x27; &amp; <em>needle</em>",
+    ),
+    HighlightCase(
+        "abbreviations_and_numbers_do_not_end_sentences",
+        "e.g. the needle. Mr. Smith has a needle too. 3.14 is pi.",
+        "needle",
+        "e.g. the <em>needle</em>. Mr. Smith has a <em>needle</em> too. 3.14 is pi.",
+    ),
+    HighlightCase(
+        "an_emoji_counts_two",
+        "😀 " * 50 + "the needle is here",
+        "needle",
+        "😀 " * 49 + "the <em>needle</em>",
+        noida_gap="highlight_lengths_count_utf16_units",
+    ),
+    HighlightCase(
+        "line_breaks_do_not_end_sentences",
+        "line one\nline two has the needle\nline three",
+        "needle",
+        "line one\nline two has the <em>needle</em>\nline three",
+        noida_gap="line_breaks_do_not_end_sentences",
     ),
 )
