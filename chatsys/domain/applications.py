@@ -58,6 +58,10 @@ def new_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
+# The keys of an application's representation (and of its events' public part).
+KEYS = ("app_token", "name", "chats_count", "created_at", "updated_at")
+
+
 def representation(row: Any) -> dict[str, Any]:
     """What clients see of an application (the /v1 API; the original API shows the same keys)."""
     return {

@@ -68,6 +68,10 @@ class ChatRef:
         return f"{self.application.token}:{self.number}"
 
 
+# The keys of a chat's representation (and of its events' public part).
+KEYS = ("chat_number", "name", "messages_count", "created_at", "updated_at")
+
+
 def representation(row: Any) -> dict[str, Any]:
     """What clients see of a chat (the /v1 API)."""
     return {

@@ -169,3 +169,22 @@ def test_no_database_id_in_any_response(testapp, engine):
     ]
     for body in bodies:
         assert "id" not in body and not any(k.endswith("_id") for k in body)
+
+
+def test_the_newest_page_needs_no_magic_number(testapp):
+    """?order=newest gives the newest messages first; its next link goes on to older ones."""
+    token = create_application(testapp)["app_token"]
+    create_chat(testapp, token)
+    for n in range(1, 8):
+        create_message(testapp, token, 1, f"m{n}")
+    url = f"/v1/applications/{token}/chats/1/messages"
+    first = testapp.get(url, {"order": "newest", "limit": 3}).json
+    assert [m["message_number"] for m in first["data"]] == [7, 6, 5]
+    second = testapp.get(first["pagination"]["next"]).json
+    assert [m["message_number"] for m in second["data"]] == [4, 3, 2]
+    last = testapp.get(second["pagination"]["next"]).json
+    assert [m["message_number"] for m in last["data"]] == [1] and last["pagination"]["next"] is None
+    oldest = testapp.get(url, {"limit": 3}).json
+    assert [m["message_number"] for m in oldest["data"]] == [1, 2, 3]
+    res = testapp.get(url, {"order": "newest", "after": 2}, status=422)
+    assert res.json["error"]["details"][0]["field"] == "order"

@@ -92,3 +92,19 @@ def test_edit_through_either_route_writes_the_event(testapp, engine, compat):
         testapp.patch_json(messages_url(token, 1) + "/1", {"body": "b"})
     last = outbox(engine)[-1]
     assert last[0] == "message.updated" and last[2]["data"]["body"] == "b"
+
+
+def test_the_public_part_of_every_event_is_the_v1_representation(testapp, engine):
+    """What the stream gateway sends of an event is what /v1 answers for that aggregate."""
+    from chatsys.domain.public import public_data
+
+    token = create_application(testapp)["app_token"]
+    create_chat(testapp, token, "room")
+    create_message(testapp, token, 1, "hello")
+    shown = {
+        "application": testapp.get(f"/v1/applications/{token}").json,
+        "chat": testapp.get(f"/v1/applications/{token}/chats/1").json,
+        "message": testapp.get(messages_url(token, 1) + "/1").json,
+    }
+    for event_type, _, payload, _ in outbox(engine):
+        assert public_data(event_type, payload["data"]) == shown[event_type.split(".")[0]]
