@@ -1,8 +1,9 @@
 """The raw database baseline: concurrent PyMySQL transactions, each one message row + one outbox row.
 
-What the web's create does in MySQL, and nothing else: ``INSERT INTO messages`` and ``INSERT INTO
-outbox_events`` (a ``message.created`` payload of the same shape and size) in one READ COMMITTED
-transaction, then COMMIT.  ``--connections`` transactions are in flight at once, spread over
+What the web's create does in MySQL, and nothing else: lock the chat's row and read its numbering
+high-water mark, raise the mark, ``INSERT INTO messages`` and ``INSERT INTO outbox_events`` (a
+``message.created`` payload of the same shape and size) in one READ COMMITTED transaction, then
+COMMIT.  ``--connections`` transactions are in flight at once, spread over
 ``--processes`` processes (PyMySQL is pure Python: one process would measure the GIL, not the
 database).  Each connection owns its chats, so numbers never collide; outbox rows get the status
 ``baseline``, which the relay ignores.
@@ -29,6 +30,8 @@ from chatsys.domain.chats import ChatRef
 from chatsys.models import utcnow
 from chatsys.outbox.events import MESSAGE_CREATED
 
+LOCK_CHAT = "SELECT last_message_number FROM chats WHERE id = %s AND deleted_at IS NULL FOR UPDATE"
+RAISE_MARK = "UPDATE chats SET last_message_number = %s WHERE id = %s"
 INSERT_MESSAGE = (
     "INSERT INTO messages (chat_id, number, body, version, counted, created_at, updated_at) "
     "VALUES (%s, %s, %s, 1, 1, %s, %s)"
@@ -71,6 +74,8 @@ def connection_loop(url: str, chats: list[tuple[int, int, str, int]], start: int
         t0 = time.perf_counter()
         try:
             with conn.cursor() as cur:
+                cur.execute(LOCK_CHAT, (chat_id,))
+                cur.execute(RAISE_MARK, (number, chat_id))
                 cur.execute(INSERT_MESSAGE, (chat_id, number, body, now, now))
                 payload = message_created(app_id, token, chat_id, chat_number, cur.lastrowid, number, body, now)
                 cur.execute(

@@ -157,7 +157,10 @@ def insert_messages(
                 at = start + timedelta(seconds=number)
                 rows.append((chat.chat_id, number, sentence(rng), 1, 1, at, at))
             cur.executemany(sql, rows)
-        cur.execute("UPDATE chats SET messages_count = %s WHERE id = %s", (count, chat.chat_id))
+        cur.execute(
+            "UPDATE chats SET messages_count = %s, last_message_number = %s WHERE id = %s",
+            (count, count, chat.chat_id),
+        )
     conn.commit()
     return ChatInfo(chat.token, chat.number, chat.chat_id, chat.application_id, count)
 
@@ -168,8 +171,9 @@ def baseline_chats(conn: pymysql.Connection, count: int = 100) -> list[ChatInfo]
     token = "bench-baseline-" + secrets.token_hex(8)
     with conn.cursor() as cur:
         cur.execute(
-            "INSERT INTO applications (token, name, chats_count, created_at, updated_at) VALUES (%s, %s, %s, %s, %s)",
-            (token, "bench baseline", count, now, now),
+            "INSERT INTO applications (token, name, chats_count, last_chat_number, created_at, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (token, "bench baseline", count, count, now, now),
         )
         app_id = cur.lastrowid
         cur.executemany(

@@ -3,7 +3,7 @@
     <ns>.events   topic exchange, durable: every domain event, routing key = event type
     <ns>.dead     direct exchange, durable: dead letters, routing key = the queue they came from
     <ns>.indexer  quorum queue  ← message.created, message.updated
-    <ns>.counters quorum queue  ← chat.created, message.created
+    <ns>.counters quorum queue  ← chat.created, chat.deleted, message.created, message.deleted
     <ns>.<consumer>.dead   quorum queue ← <ns>.dead with key <ns>.<consumer>
     <ns>.stream   stream queue ← every event (#): the history clients resume from through the
                   stream gateway, kept ``stream_max_age`` (and at most ``stream_max_bytes``)
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from chatsys.outbox.events import CHAT_CREATED, MESSAGE_CREATED, MESSAGE_UPDATED
+from chatsys.outbox.events import CHAT_CREATED, CHAT_DELETED, MESSAGE_CREATED, MESSAGE_DELETED, MESSAGE_UPDATED
 
 if TYPE_CHECKING:
     from pika.adapters.blocking_connection import BlockingChannel
@@ -28,7 +28,7 @@ COUNTERS = "counters"
 # Which event types each consumer's queue receives.
 BINDINGS: dict[str, tuple[str, ...]] = {
     INDEXER: (MESSAGE_CREATED, MESSAGE_UPDATED),
-    COUNTERS: (CHAT_CREATED, MESSAGE_CREATED),
+    COUNTERS: (CHAT_CREATED, CHAT_DELETED, MESSAGE_CREATED, MESSAGE_DELETED),
 }
 CONSUMERS = tuple(BINDINGS)
 

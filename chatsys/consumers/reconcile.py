@@ -1,9 +1,10 @@
 """The reconciler: recompute chats_count and messages_count from the rows themselves.
 
 For each batch of parents, in one transaction: lock the parents (the counters consumer takes the
-same locks in the same order), flag every child as counted, and set the count to ``COUNT(*)``.
-An event still in flight for one of those children then finds it flagged and adds nothing, so the
-reconciler is safe while traffic flows.  Returns how many counts it changed (drift repaired).
+same locks in the same order), flag every live child as counted and every deleted one as not,
+and set the count to the live children's ``COUNT(*)``.  An event still in flight for one of those
+children then finds its flag where the event would put it and changes nothing, so the reconciler
+is safe while traffic flows.  Returns how many counts it changed (drift repaired).
 """
 
 from __future__ import annotations
@@ -52,10 +53,15 @@ def reconcile_level(
     # Table and column names come from LEVELS, never from input.
     page = text(f"SELECT id FROM {level.parent} WHERE id > :last ORDER BY id LIMIT :batch")
     lock = _ids(f"SELECT id FROM {level.parent} WHERE id IN :ids ORDER BY id FOR UPDATE")
-    flag = _ids(f"UPDATE {level.child} SET counted = 1 WHERE {level.fk} IN :ids AND counted = 0")
+    # Live children are counted, deleted ones are not: an event still in flight for either then
+    # finds its flag already where it would put it.
+    flag = _ids(
+        f"UPDATE {level.child} SET counted = (deleted_at IS NULL) "
+        f"WHERE {level.fk} IN :ids AND counted <> (deleted_at IS NULL)"
+    )
     counts = _ids(
         f"SELECT p.id, p.{level.count_column} AS stored, "
-        f"(SELECT COUNT(*) FROM {level.child} c WHERE c.{level.fk} = p.id) AS actual "
+        f"(SELECT COUNT(*) FROM {level.child} c WHERE c.{level.fk} = p.id AND c.deleted_at IS NULL) AS actual "
         f"FROM {level.parent} p WHERE p.id IN :ids"
     )
     fix = text(f"UPDATE {level.parent} SET {level.count_column} = :actual WHERE id = :id")

@@ -35,8 +35,12 @@ class Application(Base):
     token: Mapped[str] = mapped_column(String(64, collation="utf8mb4_bin"), nullable=False, unique=True)
     name: Mapped[str] = mapped_column(String(255), nullable=False)
     chats_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # The highest chat number ever committed here (chatsys.numbering): never handed out again.
+    last_chat_number: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     created_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    purged_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
 
 
 APPLICATIONS = Application.__table__

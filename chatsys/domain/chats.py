@@ -37,8 +37,12 @@ class Chat(Base):
     # applications.chats_count: the per-row inbox that makes the increment exactly-once and lets
     # the reconciler run while traffic flows (docs/decisions.md).
     counted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # The highest message number ever committed here (chatsys.numbering): never handed out again.
+    last_message_number: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     created_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    purged_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
 
 
 CHATS = Chat.__table__

@@ -61,6 +61,8 @@ class Message(Base):
     counted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    # Set when the message is deleted: the row stays, a tombstone with no text.
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
 
 
 MESSAGES = Message.__table__

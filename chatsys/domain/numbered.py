@@ -1,9 +1,9 @@
 """Creating a numbered child (a chat of an application, a message of a chat) in one transaction.
 
-Steps: honour an ``Idempotency-Key``; take a number from the allocator; INSERT the row, the
-idempotency record and the outbox event describing the row.  A number MySQL already holds (Redis
-behind MySQL) reseeds the allocator and raises :class:`~chatsys.numbering.NumberConflict`, which
-pyramid_retry retries.  The caller's transaction (pyramid_tm) commits all of it, or none.
+Steps: honour an ``Idempotency-Key``; lock the parent's row and take a number above its
+high-water mark (``chatsys.numbering``: numbers go up in commit order, whatever Redis lost; a
+deleted parent is a 404); raise the mark; INSERT the row, the idempotency record and the outbox
+event describing the row.  The caller's transaction (pyramid_tm) commits all of it, or none.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from zope.sqlalchemy import mark_changed
 
-from chatsys.domain.errors import IdempotencyKeyReused
+from chatsys.domain.errors import IdempotencyKeyReused, NotFound
 from chatsys.models import IdempotencyKey, utcnow
-from chatsys.numbering import IAllocator, NumberConflict, Sequence
+from chatsys.numbering import IAllocator, NumberConflict, ParentGone, Sequence, lock_parent, record_number
 from chatsys.outbox import writer
 
 
@@ -81,7 +81,12 @@ def create_numbered(
                 raise IdempotencyKeyReused()
             return Created(existing(record.resource_number), replayed=True)
 
-    number = allocator.allocate(sequence)
+    try:
+        mark = lock_parent(session, sequence)
+    except ParentGone:
+        raise NotFound("application" if sequence.kind == "chat" else "chat") from None
+    number = allocator.allocate(sequence, floor=mark)
+    record_number(session, sequence, number)
     row = values(number)
     try:
         # lastrowid: the AUTO_INCREMENT id, which is not the primary key of every table (messages).

@@ -7,17 +7,23 @@ process (``chatsys.runtime.services.Services.allocator``), which views hand to t
 from chatsys.numbering.allocator import (
     IAllocator,
     NumberConflict,
+    ParentGone,
     RedisAllocator,
     Sequence,
     chat_sequence,
+    lock_parent,
     message_sequence,
+    record_number,
 )
 
 __all__ = [
     "IAllocator",
     "NumberConflict",
+    "ParentGone",
     "RedisAllocator",
     "Sequence",
     "chat_sequence",
+    "lock_parent",
     "message_sequence",
+    "record_number",
 ]

@@ -1,14 +1,24 @@
-"""The Redis number allocator.
+"""Numbers from Redis, fenced by a high-water mark in MySQL.
 
-Fast path: one Lua call that INCRs the parent's counter if the key exists.  On a miss (first use,
-Redis restarted, FLUSHALL, failover to a replica without the key) the allocator reads
-``MAX(number)`` from MySQL on its own connection — outside the request's transaction, so it sees
-the latest committed rows — and runs a seed-if-missing / never-decrease / INCR script.
+Each parent row keeps the highest number ever committed among its children
+(``applications.last_chat_number``, ``chats.last_message_number``).  A create, in its own
+transaction:
 
-Redis can still hand out a number that is already taken: a replica that lags (the counter is
-*below* the database maximum but present), or a row committed after the seed read.  The UNIQUE
-constraint in MySQL catches that; the caller then calls :meth:`RedisAllocator.reseed` and retries
-the request (:class:`NumberConflict` is retryable), a bounded number of times.
+1. locks the parent's row and reads its mark (:func:`lock_parent`; a deleted parent is
+   :class:`ParentGone`);
+2. takes a number from Redis above the mark (:meth:`RedisAllocator.allocate`: one Lua call that
+   raises a missing or lagging counter to the mark, then INCRs it);
+3. raises the mark to that number (:func:`record_number`) and inserts its row.
+
+The row lock, held until the commit, orders the creates of one parent: numbers go up in commit
+order, and a reader paging with ``after=N`` never misses one committed later below N.  Redis can
+lose its data, or come back behind MySQL (a restore from an older snapshot, an AOF ``everysec``
+loss, a failover to a lagging replica): the mark is the floor, so a number is never handed out
+twice, never below a committed one, and a deleted child's number (the mark keeps it) never comes
+back.  Gaps remain only where a request failed after taking its number (Redis is then ahead of
+the mark, and the next number is above the gap).  The UNIQUE key on (parent, number) stays as the
+last line: a duplicate there (rows written without the mark, a bulk load say) reseeds the counter
+from ``MAX(number)`` and the request is retried (:class:`NumberConflict` is retryable).
 """
 
 from __future__ import annotations
@@ -24,16 +34,8 @@ from zope.interface import Interface, implementer
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] counter.  Returns the next number, or false when the key is missing.
-INCR_IF_EXISTS = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.call('INCR', KEYS[1])
-end
-return false
-"""
-
-# KEYS[1] counter, ARGV[1] the database maximum.  Never lowers the counter.
-SEED_AND_INCR = """
+# KEYS[1] counter, ARGV[1] the floor.  Raises the counter to the floor (never lowers it), then INCRs.
+ALLOCATE_ABOVE = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 local floor = tonumber(ARGV[1])
 if current < floor then
@@ -42,7 +44,7 @@ end
 return redis.call('INCR', KEYS[1])
 """
 
-# KEYS[1] counter, ARGV[1] the database maximum.  Raises the counter to the floor, never lowers it.
+# KEYS[1] counter, ARGV[1] the floor.  Raises the counter to the floor, never lowers it.
 RAISE_TO = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 local floor = tonumber(ARGV[1])
@@ -56,11 +58,13 @@ return current
 
 @dataclass(frozen=True)
 class Sequence:
-    """One numbering sequence: the children of one parent row."""
+    """One numbering sequence: the children of one parent row.  Names are constants."""
 
     kind: str  # "chat" (children of an application) or "message" (children of a chat)
     parent_id: int
-    table: str
+    parent_table: str
+    mark: str  # the parent's high-water mark column
+    table: str  # the children's table, and their column naming the parent
     parent_column: str
 
     def key(self, prefix: str) -> str:
@@ -68,11 +72,11 @@ class Sequence:
 
 
 def chat_sequence(application_id: int) -> Sequence:
-    return Sequence("chat", application_id, "chats", "application_id")
+    return Sequence("chat", application_id, "applications", "last_chat_number", "chats", "application_id")
 
 
 def message_sequence(chat_id: int) -> Sequence:
-    return Sequence("message", chat_id, "messages", "chat_id")
+    return Sequence("message", chat_id, "chats", "last_message_number", "messages", "chat_id")
 
 
 class NumberConflict(Exception):
@@ -82,12 +86,38 @@ class NumberConflict(Exception):
 mark_error_retryable(NumberConflict)
 
 
+class ParentGone(Exception):
+    """The parent was deleted (or never existed) when its child was to be numbered."""
+
+
+def lock_parent(connection, sequence: Sequence) -> int:
+    """Lock the parent's row until the create's transaction ends; return its high-water mark."""
+    mark = connection.execute(
+        text(
+            f"SELECT {sequence.mark} FROM {sequence.parent_table} "
+            "WHERE id = :parent_id AND deleted_at IS NULL FOR UPDATE"
+        ),
+        {"parent_id": sequence.parent_id},
+    ).scalar()
+    if mark is None:
+        raise ParentGone(sequence.kind)
+    return int(mark)
+
+
+def record_number(connection, sequence: Sequence, number: int) -> None:
+    """Raise the parent's high-water mark to ``number`` (its row is locked: :func:`lock_parent`)."""
+    connection.execute(
+        text(f"UPDATE {sequence.parent_table} SET {sequence.mark} = :number WHERE id = :parent_id"),
+        {"number": number, "parent_id": sequence.parent_id},
+    )
+
+
 class IAllocator(Interface):
-    def allocate(sequence: Sequence) -> int:
-        """The next number of ``sequence``; never one that MySQL already had when Redis was seeded."""
+    def allocate(sequence: Sequence, floor: int) -> int:
+        """The next number of ``sequence``, above ``floor`` (the parent's high-water mark)."""
 
     def reseed(sequence: Sequence) -> int:
-        """Raise the counter to MySQL's current maximum (after a UNIQUE violation)."""
+        """Raise the counter to MySQL's highest number (after a UNIQUE violation)."""
 
 
 @implementer(IAllocator)
@@ -96,18 +126,11 @@ class RedisAllocator:
         self.redis = redis
         self.engine = engine
         self.prefix = prefix
-        self._incr = redis.register_script(INCR_IF_EXISTS)
-        self._seed = redis.register_script(SEED_AND_INCR)
+        self._allocate = redis.register_script(ALLOCATE_ABOVE)
         self._raise = redis.register_script(RAISE_TO)
 
-    def allocate(self, sequence: Sequence) -> int:
-        key = sequence.key(self.prefix)
-        number = self._incr(keys=[key])
-        if number is None:
-            floor = self.database_max(sequence)
-            number = self._seed(keys=[key], args=[floor])
-            log.info("seeded %s from MySQL maximum %d", key, floor)
-        return int(number)
+    def allocate(self, sequence: Sequence, floor: int) -> int:
+        return int(self._allocate(keys=[sequence.key(self.prefix)], args=[floor]))
 
     def reseed(self, sequence: Sequence) -> int:
         key = sequence.key(self.prefix)
@@ -117,11 +140,12 @@ class RedisAllocator:
         return value
 
     def database_max(self, sequence: Sequence) -> int:
+        """The highest number MySQL holds for the parent: its mark, or a child's number above it."""
         # Its own pooled connection and transaction, not the request's: the request may already
         # hold a snapshot, and this read must see every committed row.
         query = text(
-            f"SELECT COALESCE(MAX(number), 0) FROM {sequence.table} "  # names are constants
-            f"WHERE {sequence.parent_column} = :parent_id"
+            f"SELECT GREATEST(p.{sequence.mark}, COALESCE((SELECT MAX(c.number) FROM {sequence.table} c "
+            f"WHERE c.{sequence.parent_column} = p.id), 0)) FROM {sequence.parent_table} p WHERE p.id = :parent_id"
         )
         with self.engine.connect() as conn:
-            return int(conn.execute(query, {"parent_id": sequence.parent_id}).scalar_one())
+            return int(conn.execute(query, {"parent_id": sequence.parent_id}).scalar() or 0)

@@ -17,10 +17,13 @@ from chatsys.domain.fields import isoformat
 
 APPLICATION_CREATED = "application.created"
 APPLICATION_UPDATED = "application.updated"
+APPLICATION_DELETED = "application.deleted"
 CHAT_CREATED = "chat.created"
 CHAT_UPDATED = "chat.updated"
+CHAT_DELETED = "chat.deleted"
 MESSAGE_CREATED = "message.created"
 MESSAGE_UPDATED = "message.updated"
+MESSAGE_DELETED = "message.deleted"
 
 CONTENT_TYPE = "application/json"
 

@@ -319,6 +319,7 @@ def check_invariants(
     expect_dead: dict[str, set[str]] | None = None,
     unindexable: set[str] = frozenset(),
     settle_timeout: float = 90.0,
+    failed_allocations: dict[tuple[str, int], int] | None = None,
 ) -> Report:
     """Wait for the pipeline to settle, then check I1–I6; fills and returns ``report``."""
     started = time.monotonic()
@@ -387,6 +388,7 @@ def check_invariants(
             )
         ).all()
     failed_per_chat = Counter((op.token, op.chat) for op in creates if not op.ok)
+    failed_per_chat.update(failed_allocations or {})  # numbers a scenario took as a failed request would
     inv["no_duplicate_numbers"] = dupes == 0
     inv["gaps_only_where_requests_failed"] = all(g.gaps <= failed_per_chat[(g.token, g.chat)] for g in gaps)
 

@@ -147,3 +147,34 @@ def test_counter_is_never_lowered_by_a_seed(testapp, engine, redis_client, setti
     testapp.post_json(url, {"body": "x"}, status=201)
     redis_client.set(message_key(engine, settings), 40)  # ahead of MySQL, e.g. numbers taken by failed requests
     assert testapp.post_json(url, {"body": "y"}, status=201).json["message_number"] == 41
+
+
+def test_a_redis_behind_mysql_never_hands_out_a_gap_below_the_newest_number(testapp, engine, redis_client, settings):
+    """Numbers 41 and 42 were taken by requests that failed (gaps), 43 was committed; then Redis
+    comes back from an older snapshot, at 40.  The next message must be 44: 41 or 42 now would be
+    a message numbered below one that exists, which a reader paging with after=43 never sees."""
+    token = create_application(testapp)["app_token"]
+    create_chat(testapp, token)
+    url = f"/v1/applications/{token}/chats/1/messages"
+    key = message_key(engine, settings)
+    testapp.post_json(url, {"body": "first"}, status=201)
+    redis_client.set(key, 42)  # 2…42 handed out to requests that then failed
+    assert testapp.post_json(url, {"body": "newest"}, status=201).json["message_number"] == 43
+    redis_client.set(key, 40)  # the snapshot
+
+    assert testapp.post_json(url, {"body": "next"}, status=201).json["message_number"] == 44
+    assert numbers(engine, "SELECT number FROM messages") == [1, 43, 44]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT last_message_number FROM chats")).scalar_one() == 44
+
+
+def test_the_high_water_mark_is_raised_with_every_create(testapp, engine):
+    token = create_application(testapp)["app_token"]
+    for _ in range(3):
+        create_chat(testapp, token)
+    for _ in range(5):
+        testapp.post_json(f"/v1/applications/{token}/chats/2/messages", {"body": "x"}, status=201)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT last_chat_number FROM applications")).scalar_one() == 3
+        marks = conn.execute(text("SELECT number, last_message_number FROM chats ORDER BY number")).all()
+    assert [tuple(m) for m in marks] == [(1, 0), (2, 5), (3, 0)]

@@ -6,14 +6,15 @@ from sqlalchemy import text
 
 from tests.support.wait import wait_for
 
+# Every live parent's count against its live children (I5); deleted parents are out of sight.
 COUNT_DRIFT = """
 SELECT 'application' AS kind, a.id, a.chats_count AS stored,
-       (SELECT COUNT(*) FROM chats c WHERE c.application_id = a.id) AS actual
-FROM applications a
+       (SELECT COUNT(*) FROM chats c WHERE c.application_id = a.id AND c.deleted_at IS NULL) AS actual
+FROM applications a WHERE a.deleted_at IS NULL
 UNION ALL
 SELECT 'chat', c.id, c.messages_count,
-       (SELECT COUNT(*) FROM messages m WHERE m.chat_id = c.id)
-FROM chats c
+       (SELECT COUNT(*) FROM messages m WHERE m.chat_id = c.id AND m.deleted_at IS NULL)
+FROM chats c WHERE c.deleted_at IS NULL
 """
 
 
