@@ -2,8 +2,9 @@
 
     <ns>.events   topic exchange, durable: every domain event, routing key = event type
     <ns>.dead     direct exchange, durable: dead letters, routing key = the queue they came from
-    <ns>.indexer  quorum queue  ← message.created, message.updated
+    <ns>.indexer  quorum queue  ← message.created, message.updated, message.deleted
     <ns>.counters quorum queue  ← chat.created, chat.deleted, message.created, message.deleted
+    <ns>.purger   quorum queue  ← chat.deleted, application.deleted
     <ns>.<consumer>.dead   quorum queue ← <ns>.dead with key <ns>.<consumer>
     <ns>.stream   stream queue ← every event (#): the history clients resume from through the
                   stream gateway, kept ``stream_max_age`` (and at most ``stream_max_bytes``)
@@ -17,18 +18,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from chatsys.outbox.events import CHAT_CREATED, CHAT_DELETED, MESSAGE_CREATED, MESSAGE_DELETED, MESSAGE_UPDATED
+from chatsys.outbox.events import (
+    APPLICATION_DELETED,
+    CHAT_CREATED,
+    CHAT_DELETED,
+    MESSAGE_CREATED,
+    MESSAGE_DELETED,
+    MESSAGE_UPDATED,
+)
 
 if TYPE_CHECKING:
     from pika.adapters.blocking_connection import BlockingChannel
 
 INDEXER = "indexer"
 COUNTERS = "counters"
+PURGER = "purger"
 
 # Which event types each consumer's queue receives.
 BINDINGS: dict[str, tuple[str, ...]] = {
-    INDEXER: (MESSAGE_CREATED, MESSAGE_UPDATED),
+    INDEXER: (MESSAGE_CREATED, MESSAGE_UPDATED, MESSAGE_DELETED),
     COUNTERS: (CHAT_CREATED, CHAT_DELETED, MESSAGE_CREATED, MESSAGE_DELETED),
+    PURGER: (CHAT_DELETED, APPLICATION_DELETED),
 }
 CONSUMERS = tuple(BINDINGS)
 

@@ -2,7 +2,9 @@
 
 Writes use the message's version as an external version, so a redelivered or out-of-order event
 can never overwrite a newer document (the backend reports it as STALE, which is success).  Within
-one batch only the newest version of each message is sent.
+one batch only the newest version of each message is sent.  A ``message.deleted`` event writes a
+tombstone (no text, ``deleted: true``, the deletion's version), which searches never return and
+which no older write can replace.
 """
 
 from __future__ import annotations
@@ -11,21 +13,25 @@ from collections.abc import Sequence
 
 from chatsys.consumers.base import OK, RETRY, Event, Poison, Transient
 from chatsys.domain.fields import parse_time
-from chatsys.outbox.events import MESSAGE_CREATED, MESSAGE_UPDATED
+from chatsys.outbox.events import MESSAGE_CREATED, MESSAGE_DELETED, MESSAGE_UPDATED
 from chatsys.search.interfaces import IndexOutcome, ISearch, MessageDocument, SearchUnavailable
 
 
 def document(event: Event) -> MessageDocument:
     d = event.data
+    if event.type != MESSAGE_DELETED and not isinstance(d.get("body"), str):
+        raise Poison("data.body is missing or of the wrong type")
     try:
+        deleted = event.type == MESSAGE_DELETED
         return MessageDocument(
             app_token=d["app_token"],
             chat_number=d["chat_number"],
             message_number=d["message_number"],
-            body=d["body"],
+            body="" if deleted else d["body"],
             version=d["version"],
             created_at=parse_time(d["created_at"]),
             updated_at=parse_time(d["updated_at"]),
+            deleted=deleted,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise Poison(f"message event is malformed: {exc.__class__.__name__}") from None
@@ -33,12 +39,11 @@ def document(event: Event) -> MessageDocument:
 
 class IndexerConsumer:
     name = "indexer"
-    event_types = (MESSAGE_CREATED, MESSAGE_UPDATED)
+    event_types = (MESSAGE_CREATED, MESSAGE_UPDATED, MESSAGE_DELETED)
     required = {
         "app_token": (str,),
         "chat_number": (int,),
         "message_number": (int,),
-        "body": (str,),
         "version": (int,),
         "created_at": (str,),
         "updated_at": (str,),

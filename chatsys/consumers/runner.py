@@ -85,6 +85,13 @@ class Runner:
     def stop(self) -> None:
         self.stopper.stop()
 
+    def keep_alive(self) -> None:
+        """Serve the connection (heartbeats) from inside a long ``apply``: deliveries that arrive
+        meanwhile only join their consumer's buffer."""
+        connection = self._connection
+        if connection is not None and connection.is_open:
+            connection.process_data_events(time_limit=0)
+
     def run(self) -> None:
         """Consume until stopped; a lost broker connection is reopened after a backoff."""
         run_until_stopped("worker", self._run_connection, self.stopper)

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, bindparam, insert, select, update
+from sqlalchemy import BigInteger, Index, Integer, String, bindparam, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from chatsys.domain.errors import Deleted, NotFound
 from chatsys.domain.fields import isoformat
 from chatsys.models.meta import TABLE_OPTIONS, Base, Timestamp, utcnow
 from chatsys.outbox import events, writer
@@ -28,7 +29,7 @@ TOKEN_SHAPE = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_TOKEN_LENGTH}}}")
 
 class Application(Base):
     __tablename__ = "applications"
-    __table_args__ = TABLE_OPTIONS
+    __table_args__ = (Index("ix_applications_deleted_at", "deleted_at"), TABLE_OPTIONS)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     # Case-sensitive: a token in another case is not this one (migration 0004).
@@ -46,7 +47,9 @@ class Application(Base):
 APPLICATIONS = Application.__table__
 SHOWN = (APPLICATIONS.c.token, APPLICATIONS.c.name, APPLICATIONS.c.chats_count, APPLICATIONS.c.created_at,
          APPLICATIONS.c.updated_at)  # fmt: skip
-BY_TOKEN = select(APPLICATIONS.c.id, APPLICATIONS.c.token).where(APPLICATIONS.c.token == bindparam("token"))
+BY_TOKEN = select(APPLICATIONS.c.id, APPLICATIONS.c.token, APPLICATIONS.c.deleted_at).where(
+    APPLICATIONS.c.token == bindparam("token")
+)
 LOAD = select(*SHOWN).where(APPLICATIONS.c.id == bindparam("id"))
 
 
@@ -62,8 +65,10 @@ def new_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
-# The keys of an application's representation (and of its events' public part).
+# The keys of an application's representation (and of its events' public part), and of what
+# is left of a deleted one.
 KEYS = ("app_token", "name", "chats_count", "created_at", "updated_at")
+TOMBSTONE_KEYS = ("app_token", "deleted_at")
 
 
 def representation(row: Any) -> dict[str, Any]:
@@ -77,16 +82,38 @@ def representation(row: Any) -> dict[str, Any]:
     }
 
 
-def find(session: Session, token: str) -> ApplicationRef | None:
+def find(session: Session, token: str) -> ApplicationRef:
+    """The application of ``token``; raises NotFound, or Deleted once it was deleted."""
     if not TOKEN_SHAPE.fullmatch(token):
-        return None
+        raise NotFound("application")
     row = session.execute(BY_TOKEN, {"token": token}).one_or_none()
+    if row is None:
+        raise NotFound("application")
+    if row.deleted_at is not None:
+        raise Deleted("application")
     # The stored spelling: it becomes the events' keys and Elasticsearch's chat key.
-    return None if row is None else ApplicationRef(row.id, row.token)
+    return ApplicationRef(row.id, row.token)
 
 
 def load(session: Session, application: ApplicationRef) -> Any:
     return session.execute(LOAD, {"id": application.id}).one()
+
+
+def delete(session: Session, application: ApplicationRef) -> datetime:
+    """Delete the application: from this transaction's commit on its token names nothing (every
+    route answers 404).  Its name is erased now; its chats, messages and search documents are
+    purged in the background (``application.deleted``: chatsys.consumers.purger)."""
+    now = utcnow()
+    deleted = session.execute(
+        update(APPLICATIONS)
+        .where(APPLICATIONS.c.id == application.id, APPLICATIONS.c.deleted_at.is_(None))
+        .values(name="", deleted_at=now, updated_at=now)
+    ).rowcount
+    if not deleted:
+        raise Deleted("application")  # a concurrent delete committed first
+    data = {"application_id": application.id, "app_token": application.token, "deleted_at": isoformat(now)}
+    writer.record(session, events.envelope(events.APPLICATION_DELETED, data, now))
+    return now
 
 
 def _event(event_type: str, application_id: int, row: Any) -> dict[str, Any]:

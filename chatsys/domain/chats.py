@@ -7,12 +7,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint, bindparam, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    bindparam,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from chatsys.domain import applications
 from chatsys.domain.applications import APPLICATIONS, ApplicationRef
-from chatsys.domain.errors import NotFound
+from chatsys.domain.errors import Deleted, NotFound
 from chatsys.domain.fields import isoformat
 from chatsys.domain.keyset import Keyset
 from chatsys.domain.numbered import Created, create_numbered
@@ -25,6 +36,7 @@ class Chat(Base):
     __tablename__ = "chats"
     __table_args__ = (
         UniqueConstraint("application_id", "number", name="uq_chats_application_id_number"),
+        Index("ix_chats_deleted_at", "deleted_at"),
         TABLE_OPTIONS,
     )
 
@@ -51,11 +63,21 @@ BY_NUMBER = (CHATS.c.application_id == bindparam("application_id"), CHATS.c.numb
 LOAD = select(*SHOWN).where(*BY_NUMBER)
 # A chat by its public keys, in one query: the application's token and the chat's number.
 BY_KEYS = (
-    select(CHATS.c.id, CHATS.c.number, APPLICATIONS.c.id.label("application_id"), APPLICATIONS.c.token)
+    select(
+        CHATS.c.id,
+        CHATS.c.number,
+        CHATS.c.deleted_at,
+        APPLICATIONS.c.id.label("application_id"),
+        APPLICATIONS.c.token,
+        APPLICATIONS.c.deleted_at.label("application_deleted_at"),
+    )
     .join_from(CHATS, APPLICATIONS, CHATS.c.application_id == APPLICATIONS.c.id)
     .where(APPLICATIONS.c.token == bindparam("token"), CHATS.c.number == bindparam("number"))
 )
-PAGES = Keyset(select(*SHOWN).where(CHATS.c.application_id == bindparam("application_id")), CHATS.c.number)
+PAGES = Keyset(
+    select(*SHOWN).where(CHATS.c.application_id == bindparam("application_id"), CHATS.c.deleted_at.is_(None)),
+    CHATS.c.number,
+)
 
 
 @dataclass(frozen=True)
@@ -72,8 +94,10 @@ class ChatRef:
         return f"{self.application.token}:{self.number}"
 
 
-# The keys of a chat's representation (and of its events' public part).
+# The keys of a chat's representation (and of its events' public part), and of what is left of a
+# deleted one.
 KEYS = ("chat_number", "name", "messages_count", "created_at", "updated_at")
+TOMBSTONE_KEYS = ("chat_number", "deleted_at")
 
 
 def representation(row: Any) -> dict[str, Any]:
@@ -88,15 +112,18 @@ def representation(row: Any) -> dict[str, Any]:
 
 
 def find(session: Session, token: str, number: int) -> ChatRef:
-    """The chat ``number`` of the application ``token`` (one query); raises NotFound saying
-    which of the two is missing."""
+    """The chat ``number`` of the application ``token`` (one query); raises NotFound or Deleted
+    saying which of the two is missing."""
     if applications.TOKEN_SHAPE.fullmatch(token):
         row = session.execute(BY_KEYS, {"token": token, "number": number}).one_or_none()
         if row is not None:
+            if row.application_deleted_at is not None:
+                raise Deleted("application")
+            if row.deleted_at is not None:
+                raise Deleted("chat")
             return ChatRef(row.id, row.number, ApplicationRef(row.application_id, row.token))
-        if applications.find(session, token) is not None:
-            raise NotFound("chat")
-    raise NotFound("application")
+    applications.find(session, token)  # raises for a missing or deleted application
+    raise NotFound("chat")
 
 
 def load(session: Session, chat: ChatRef) -> Any:
@@ -146,3 +173,27 @@ def rename(session: Session, chat: ChatRef, name: str) -> Any:
     row = load(session, chat)
     writer.record(session, _event(events.CHAT_UPDATED, chat, row))
     return row
+
+
+def delete(session: Session, chat: ChatRef) -> None:
+    """Delete the chat: from this transaction's commit on no route reaches it or its messages, and
+    no message can be created in it (a create locks the chat's row and refuses a deleted one).  Its
+    name is erased now; its messages and their search documents are purged in the background
+    (``chat.deleted``: chatsys.consumers.purger); the application's chats_count goes down once
+    (the counters consumer).  One row changes here, whatever the chat's size."""
+    now = utcnow()
+    deleted = session.execute(
+        update(CHATS)
+        .where(CHATS.c.id == chat.id, CHATS.c.deleted_at.is_(None))
+        .values(name=None, deleted_at=now, updated_at=now)
+    ).rowcount
+    if not deleted:
+        raise Deleted("chat")  # a concurrent delete committed first
+    data = {
+        "application_id": chat.application.id,
+        "chat_id": chat.id,
+        "app_token": chat.application.token,
+        "chat_number": chat.number,
+        "deleted_at": isoformat(now),
+    }
+    writer.record(session, events.envelope(events.CHAT_DELETED, data, now))

@@ -24,6 +24,18 @@ class NotFound(DomainError):
         self.kind = kind
 
 
+class Deleted(NotFound):
+    """An application, chat or message that was deleted: gone as if it never existed (404), with a
+    code that says so."""
+
+    code = "deleted"
+    MESSAGES = {
+        "application": "The application was deleted.",
+        "chat": "The chat was deleted.",
+        "message": "The message was deleted.",
+    }
+
+
 class IdempotencyKeyReused(DomainError):
     code = "idempotency_key_reused"
 

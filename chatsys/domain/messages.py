@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from chatsys.domain.chats import ChatRef
-from chatsys.domain.errors import NotFound
+from chatsys.domain.errors import Deleted, NotFound
 from chatsys.domain.fields import json_value
 from chatsys.domain.keyset import Keyset
 from chatsys.domain.numbered import Created, create_numbered
@@ -68,14 +68,17 @@ class Message(Base):
 MESSAGES = Message.__table__
 # The columns clients see, in the order they see them (``number`` shows as ``message_number``).
 SHOWN = ("number", "body", "version", "created_at", "updated_at")
-# The keys of a message's representation, event data and search document alike.
+# The keys of a message's representation, event data and search document alike, and of what is
+# left of a deleted one.
 KEYS = ("chat_number", "message_number", *SHOWN[1:])
+TOMBSTONE_KEYS = ("chat_number", "message_number", "version", "deleted_at")
 
 COLUMNS = [MESSAGES.c[name] for name in SHOWN]
 BY_NUMBER = (MESSAGES.c.chat_id == bindparam("chat_id"), MESSAGES.c.number == bindparam("number"))
-READ_ONE = select(*COLUMNS).where(*BY_NUMBER)
-LOCK_ONE = select(MESSAGES.c.id, *COLUMNS).where(*BY_NUMBER).with_for_update()
-PAGES = Keyset(select(*COLUMNS).where(MESSAGES.c.chat_id == bindparam("chat_id")), MESSAGES.c.number)
+READ_ONE = select(*COLUMNS, MESSAGES.c.deleted_at).where(*BY_NUMBER)
+LOCK_ONE = select(MESSAGES.c.id, *COLUMNS, MESSAGES.c.deleted_at).where(*BY_NUMBER).with_for_update()
+LIVE = MESSAGES.c.deleted_at.is_(None)
+PAGES = Keyset(select(*COLUMNS).where(MESSAGES.c.chat_id == bindparam("chat_id"), LIVE), MESSAGES.c.number)
 
 
 def representation(chat_number: int, row: Any) -> dict[str, Any]:
@@ -96,16 +99,16 @@ def event(event_type: str, chat: ChatRef, row: Any) -> dict[str, Any]:
     return events.envelope(event_type, data, row.updated_at)
 
 
-def search_document(data: dict[str, Any]) -> dict[str, Any]:
-    """What the search index holds of a message, from its event's data (or a row's
-    representation plus ``app_token``)."""
-    return {"app_token": data["app_token"], **{key: data[key] for key in KEYS}}
-
-
 def find(session: Session, chat: ChatRef, number: int) -> Any:
-    row = session.execute(READ_ONE, {"chat_id": chat.id, "number": number}).one_or_none()
+    """The message; raises NotFound, or Deleted for a deleted one."""
+    return _live(session.execute(READ_ONE, {"chat_id": chat.id, "number": number}).one_or_none())
+
+
+def _live(row: Any) -> Any:
     if row is None:
         raise NotFound("message")
+    if row.deleted_at is not None:
+        raise Deleted("message")
     return row
 
 
@@ -141,9 +144,7 @@ def create(
 def edit(session: Session, chat: ChatRef, number: int, body: str) -> Any:
     """A new body and the next version.  FOR UPDATE: concurrent edits of one message serialise
     here, so each gets its own version and each event carries the body of that version."""
-    current = session.execute(LOCK_ONE, {"chat_id": chat.id, "number": number}).one_or_none()
-    if current is None:
-        raise NotFound("message")
+    current = _live(session.execute(LOCK_ONE, {"chat_id": chat.id, "number": number}).one_or_none())
     edited = SimpleNamespace(
         **{**current._asdict(), "body": body, "version": current.version + 1, "updated_at": utcnow()}
     )
@@ -154,3 +155,31 @@ def edit(session: Session, chat: ChatRef, number: int, body: str) -> Any:
     )
     writer.record(session, event(events.MESSAGE_UPDATED, chat, edited))
     return edited
+
+
+def delete(session: Session, chat: ChatRef, number: int) -> None:
+    """Delete the message: its body is erased in this transaction, and a tombstone stays with its
+    number (never handed out again), a raised version and ``deleted_at``.  The event takes it out
+    of the search index (a tombstone document at that version, which no stale write can undo)
+    and out of ``messages_count`` (once)."""
+    current = _live(session.execute(LOCK_ONE, {"chat_id": chat.id, "number": number}).one_or_none())
+    now = utcnow()
+    version = current.version + 1
+    session.execute(
+        update(MESSAGES)
+        .where(MESSAGES.c.chat_id == chat.id, MESSAGES.c.number == number)
+        .values(body="", version=version, deleted_at=now, updated_at=now)
+    )
+    data = {
+        "application_id": chat.application.id,
+        "chat_id": chat.id,
+        "message_id": current.id,
+        "app_token": chat.application.token,
+        "chat_number": chat.number,
+        "message_number": number,
+        "version": version,
+        "created_at": json_value(current.created_at),
+        "updated_at": json_value(now),
+        "deleted_at": json_value(now),
+    }
+    writer.record(session, events.envelope(events.MESSAGE_DELETED, data, now))

@@ -7,10 +7,13 @@ from typing import Any
 
 from chatsys.domain import applications, chats, messages
 
-KEYS = {"application": applications.KEYS, "chat": chats.KEYS, "message": messages.KEYS}
+MODULES = {"application": applications, "chat": chats, "message": messages}
 
 
 def public_data(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
-    """The representation an event carries; raises KeyError for an aggregate it does not know."""
-    keys = KEYS[event_type.split(".", 1)[0]]
-    return {key: data[key] for key in keys if key in data}
+    """The representation an event carries (of a ``*.deleted`` event: what is left, the keys and
+    when); raises KeyError for an aggregate it does not know."""
+    aggregate, _, action = event_type.partition(".")
+    module = MODULES[aggregate]
+    keys = module.TOMBSTONE_KEYS if action == "deleted" else module.KEYS
+    return {key: data[key] for key in keys}

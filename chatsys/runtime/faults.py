@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 RELAY_AFTER_CONFIRM = "relay.after_confirm"
 RELAY_AFTER_CLAIM = "relay.after_claim"
 WORKER_AFTER_COMMIT = "worker.after_commit"
+PURGER_AFTER_BATCH = "purger.after_batch"
 
 
 def fault_point(name: str) -> None:

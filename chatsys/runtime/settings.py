@@ -192,6 +192,8 @@ SETTINGS: dict[str, Setting] = {
     "worker.retry_pause": Setting("0.5", seconds()),
     "worker.max_pause": Setting("30", seconds()),
     "worker.max_rounds": Setting("5", integer(1)),
+    # Messages the purger erases per transaction (and tombstones per bulk request).
+    "worker.purge_batch": Setting("1000", integer(1, 10_000)),
     # pyramid_retry: how often a request that hit a real race (a taken number, a deadlock) runs.
     "retry.attempts": Setting("5", integer(1, 20)),
 }

@@ -1,7 +1,8 @@
 """chatsys-deadletters <ini> list|replay|purge: parked outbox rows and dead-lettered messages.
 
 list    show parked outbox rows (which the relay also retries by itself, every relay.parked_retry
-        seconds) and each consumer's dead letters, with the recorded errors
+        seconds), each consumer's dead letters with the recorded errors, and the purges of
+        deleted chats and applications still in progress
 replay  make parked rows pending again at once, and move the dead letters each queue holds now
         back to their consumer, once each (after a fix); then report those the consumer rejected
         straight back, which stay dead-lettered
@@ -13,6 +14,7 @@ import sys
 
 from chatsys.broker.topology import CONSUMERS
 from chatsys.consumers.deadletters import DeadLetter, DeadLetterQueues
+from chatsys.consumers.purger import pending
 from chatsys.outbox.parked import parked_count, parked_rows, purge_parked, replay_parked
 from chatsys.runtime.process import load
 from chatsys.scripts import parser
@@ -64,6 +66,12 @@ def main(argv=None) -> None:
                     out.write(f"dead letters of {consumer}: {len(letters)}\n")
                     for d in letters:
                         out.write(_letter(d))
+            if with_outbox:
+                purges = pending(engine, args.limit or 100)
+                out.write(f"purges in progress: {len(purges)}\n")
+                for purge in purges:
+                    deleted = purge.deleted_at.isoformat(timespec="seconds")
+                    out.write(f"  {purge.kind} {purge.key} deleted={deleted}Z messages_left={purge.messages_left}\n")
         elif args.action == "replay":
             if with_outbox:
                 out.write(f"parked outbox rows made pending: {replay_parked(engine, args.limit)}\n")

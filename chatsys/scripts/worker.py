@@ -1,15 +1,16 @@
-"""chatsys-worker <ini> --consumer counters|indexer|all: apply domain events from RabbitMQ."""
+"""chatsys-worker <ini> --consumer counters|indexer|purger|all: apply domain events from RabbitMQ."""
 
 import logging
 
 from chatsys.consumers.counters import CountersConsumer
 from chatsys.consumers.indexer import IndexerConsumer
+from chatsys.consumers.purger import PurgerConsumer
 from chatsys.consumers.runner import Runner
 from chatsys.runtime.process import Backoff, Stopper, load
 from chatsys.scripts import parser, serve_metrics
 from chatsys.search.interfaces import SearchUnavailable
 
-CHOICES = ("counters", "indexer", "all")
+CHOICES = ("counters", "indexer", "purger", "all")
 log = logging.getLogger("chatsys.worker")
 
 
@@ -38,14 +39,19 @@ def main(argv=None) -> None:
     settings = services.settings
     stopper = Stopper().install()
     serve_metrics(args.metrics_port)
-    consumers = []
+    consumers: list = []
+    purger = None
     if args.consumer in ("counters", "all"):
         consumers.append(CountersConsumer(services.engine))
-    if args.consumer in ("indexer", "all"):
+    if args.consumer in ("indexer", "purger", "all"):
         ensure_index(services.search, stopper)
+    if args.consumer in ("indexer", "all"):
         consumers.append(IndexerConsumer(services.search))
+    if args.consumer in ("purger", "all"):
+        purger = PurgerConsumer(services.engine, services.search, stopper, settings["worker.purge_batch"])
+        consumers.append(purger)
     try:
-        Runner(
+        runner = Runner(
             services.amqp_parameters(f"chatsys-worker-{args.consumer}"),
             services.topology,
             consumers,
@@ -56,6 +62,9 @@ def main(argv=None) -> None:
             retry_pause=settings["worker.retry_pause"],
             max_pause=settings["worker.max_pause"],
             max_rounds=settings["worker.max_rounds"],
-        ).run()
+        )
+        if purger is not None:
+            purger.keep_alive = runner.keep_alive
+        runner.run()
     finally:
         services.close()

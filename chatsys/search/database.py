@@ -55,7 +55,11 @@ FROM_NEWEST = INT32_MAX + 1
 NEWEST_FIRST = MESSAGES.c.number.desc()
 SHOWN_BY_NUMBERS = (
     select(*COLUMNS)
-    .where(MESSAGES.c.chat_id == bindparam("chat_id"), MESSAGES.c.number.in_(bindparam("numbers", expanding=True)))
+    .where(
+        MESSAGES.c.chat_id == bindparam("chat_id"),
+        MESSAGES.c.number.in_(bindparam("numbers", expanding=True)),
+        MESSAGES.c.deleted_at.is_(None),
+    )
     .order_by(NEWEST_FIRST)
 )
 
@@ -66,7 +70,11 @@ class Statements:
     or only number and body (``candidates``)."""
 
     def __init__(self, n: int):
-        matching = [MESSAGES.c.chat_id == bindparam("chat_id"), MESSAGES.c.number < bindparam("before")]
+        matching = [
+            MESSAGES.c.chat_id == bindparam("chat_id"),
+            MESSAGES.c.number < bindparam("before"),
+            MESSAGES.c.deleted_at.is_(None),
+        ]
         matching += [MESSAGES.c.body.regexp_match(bindparam(f"w{i}")) for i in range(n)]
         self.page = select(*COLUMNS).where(*matching).order_by(NEWEST_FIRST).limit(bindparam("limit"))
         self.candidates = (

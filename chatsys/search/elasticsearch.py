@@ -20,6 +20,7 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch, TransportError
 from zope.interface import implementer
 
+from chatsys.runtime.redact import fingerprint, redact_key
 from chatsys.search import cursor as cursors
 from chatsys.search.highlight import FRAGMENT, POST_TAG, PRE_TAG, encode, merge
 from chatsys.search.interfaces import (
@@ -151,7 +152,7 @@ class ElasticsearchSearch:
                 # The cluster refused the whole request for now: an outage, not these documents.
                 raise SearchUnavailable(f"bulk request answered {exc.meta.status}: {reason}") from exc
             log.warning("bulk request of %d documents answered %s: %s", len(documents), exc.meta.status, reason)
-            return [IndexResult(d.doc_id, IndexOutcome.REJECTED, reason) for d in documents]
+            return [IndexResult(d.doc_id, IndexOutcome.REJECTED, redact_text(reason, d)) for d in documents]
         items = response.body.get("items") or []
         if len(items) != len(documents):
             raise SearchUnavailable(f"bulk response has {len(items)} items for {len(documents)} documents")
@@ -161,7 +162,7 @@ class ElasticsearchSearch:
             raise SearchUnavailable(f"alias {self.alias!r} does not exist")
         for result in results:
             if result.outcome is IndexOutcome.REJECTED:
-                log.warning("document %s rejected: %s", result.doc_id, result.error)
+                log.warning("document %s rejected: %s", redact_key(result.doc_id), result.error)
         return results
 
     def search(self, request: SearchRequest) -> SearchPage:
@@ -240,8 +241,15 @@ def _item_result(document: MessageDocument, item: Mapping[str, Any]) -> IndexRes
         return IndexResult(document.doc_id, IndexOutcome.APPLIED)
     error = result.get("error")
     outcome = _outcome(status, _error_type(error))
-    # A stale version is the expected effect of a redelivery, not an error.
-    return IndexResult(document.doc_id, outcome, None if outcome is IndexOutcome.STALE else _describe_error(error))
+    # A stale version is the expected effect of a redelivery, not an error.  The error's text
+    # (logged, recorded as a dead letter's reason) names the document by its id, which holds the
+    # application's token: it gets the token's fingerprint instead.
+    reason = None if outcome is IndexOutcome.STALE else redact_text(_describe_error(error), document)
+    return IndexResult(document.doc_id, outcome, reason)
+
+
+def redact_text(text: str, document: MessageDocument) -> str:
+    return text.replace(document.app_token, fingerprint(document.app_token))
 
 
 def _outcome(status: int, error_type: str | None) -> IndexOutcome:

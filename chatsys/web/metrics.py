@@ -8,9 +8,9 @@ its only credential.  The method label is one of the methods the API knows, or `
 client making up methods cannot grow ``/metrics``.
 
 ``/metrics`` serves the request latency histogram (all workers' under ``chatsys-web``, through
-prometheus_client's multiprocess mode) and the outbox backlog: pending rows, the oldest pending
-row's age and parked rows, read from MySQL at most once per ``chatsys.metrics_cache_seconds``
-however many scrapers ask.
+prometheus_client's multiprocess mode), the outbox backlog (pending rows, the oldest pending row's
+age, parked rows) and the purges in progress (deleted chats and applications not yet erased),
+read from MySQL at most once per ``chatsys.metrics_cache_seconds`` however many scrapers ask.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pyramid.events import BeforeTraversal
 from pyramid.response import Response
 from sqlalchemy import text
 
+from chatsys.consumers.purger import pending_counts
 from chatsys.models import utcnow
 from chatsys.models.outbox import PARKED, PENDING
 
@@ -111,6 +112,7 @@ class OutboxCollector:
         try:
             with self.engine.connect() as conn:
                 rows = {r.status: r for r in conn.execute(OUTBOX_BACKLOG)}
+                chats, applications = pending_counts(conn)
         except Exception as exc:  # a scrape must not fail because MySQL is down
             log.warning("outbox metrics unavailable: %s", exc.__class__.__name__)
             return []
@@ -123,7 +125,14 @@ class OutboxCollector:
         pending.add_metric([], rows["pending"].n if "pending" in rows else 0)
         age.add_metric([], (utcnow() - oldest).total_seconds() if oldest else 0.0)
         parked.add_metric([], rows["parked"].n if "parked" in rows else 0)
-        return [pending, age, parked]
+        purges = GaugeMetricFamily(
+            "chatsys_purges_pending",
+            "Deleted chats and applications whose content the purger has not finished erasing.",
+            labels=["kind"],
+        )
+        purges.add_metric(["chat"], chats)
+        purges.add_metric(["application"], applications)
+        return [pending, age, parked, purges]
 
 
 def process_metrics() -> bytes:

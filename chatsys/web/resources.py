@@ -24,10 +24,9 @@ class MessageContext:
 
 
 def find_application(request, token: str | None) -> ApplicationRef:
-    found = applications.find(request.dbsession, token or "") if isinstance(token, str) else None
-    if found is None:
+    if not isinstance(token, str):
         raise NotFound("application")
-    return found
+    return applications.find(request.dbsession, token)
 
 
 def find_chat(request, token: str | None, chat_number: int | None) -> ChatRef:

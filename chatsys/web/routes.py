@@ -9,7 +9,7 @@ from chatsys.web import resources as r
 
 V1_APP = "/v1/applications/{token}"
 V1_CHAT = V1_APP + "/chats/{chat_number}"
-GET, POST, PATCH = ("GET", "HEAD"), ("POST",), ("PATCH",)
+GET, POST, PATCH, DELETE = ("GET", "HEAD"), ("POST",), ("PATCH",), ("DELETE",)
 
 
 def guarded(factory, methods):
@@ -30,13 +30,13 @@ def includeme(config) -> None:
 
     # chatsys's own API.
     route("v1.applications.collection", "/v1/applications", POST)
-    route("v1.applications.item", V1_APP, GET + PATCH, r.application)
+    route("v1.applications.item", V1_APP, GET + PATCH + DELETE, r.application)
     route("v1.chats.collection", V1_APP + "/chats", GET + POST, r.application)
-    route("v1.chats.item", V1_CHAT, GET + PATCH, r.chat)
+    route("v1.chats.item", V1_CHAT, GET + PATCH + DELETE, r.chat)
     route("v1.messages.collection", V1_CHAT + "/messages", GET + POST, r.chat)
     # Before messages.item, so that "search" is not taken for a message number.
     route("v1.messages.search", V1_CHAT + "/messages/search", GET, r.chat)
-    route("v1.messages.item", V1_CHAT + "/messages/{message_number}", GET + PATCH, r.message)
+    route("v1.messages.item", V1_CHAT + "/messages/{message_number}", GET + PATCH + DELETE, r.message)
 
     # The original API: the paths and methods of the original system's config/routes.rb, plus the
     # search path its README gives.

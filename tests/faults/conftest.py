@@ -35,6 +35,9 @@ def scenario(request, settings, clean, broker, es_double, engine, tmp_path, tmp_
             "worker.retry_pause": "0.05",
             "worker.max_rounds": "2",
             "relay.backoff_base": "0.05",
+            # Small purge batches: a purge of a few hundred messages takes several, so a scenario
+            # can kill the purger between two of them.
+            "worker.purge_batch": "50",
             "relay.backoff_max": "0.5",
         },
     )

@@ -163,3 +163,62 @@ def test_concurrent_edits_of_one_message_end_with_matching_row_and_index(es, es_
     last = max(replies, key=lambda r: r.json["version"]).json
     wait_for(lambda: indexed(es) == message_truth(engine), message="index at the last edit")
     assert message_truth(engine)[f"{token}:1:1"] == (edits + 1, last["body"])
+
+
+def test_deleted_messages_leave_the_index_and_stale_writes_cannot_bring_them_back(
+    es, es_app, procs, engine, settings, broker
+):
+    """A message's deletion writes a tombstone at its new version; the events of its creation and
+    edits, delivered again afterwards, are older and change nothing.  A deleted chat's messages
+    get tombstones from the purger."""
+    procs.relay(ini=es["ini"])
+    procs.worker("all", ini=es["ini"])
+    token = create_application(es_app)["app_token"]
+    create_chat(es_app, token)
+    create_chat(es_app, token)
+    create_message(es_app, token, 1, "keep this needle")
+    create_message(es_app, token, 1, "drop this needle")
+    es_app.patch_json(messages_url(token, 1) + "/2", {"body": "drop this needle now"})
+    create_message(es_app, token, 2, "a needle in a chat that goes")
+    wait_for(lambda: indexed(es) == message_truth(engine), message="indexed")
+    refresh(es)
+    assert search(es_app, token, 1, "needle") == [2, 1]
+
+    es_app.delete(messages_url(token, 1) + "/2", status=204)
+    es_app.delete(f"/v1/applications/{token}/chats/2", status=204)
+    wait_drained(engine)
+
+    def purged() -> bool:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT purged_at IS NOT NULL FROM chats WHERE number = 2")).scalar()
+
+    wait_for(purged, message="the chat purged")
+    wait_for(lambda: indexed(es) == message_truth(engine), message="tombstones indexed")
+    assert {doc: body for doc, (_, body) in indexed(es).items() if doc.endswith((":1:2", ":2:1"))} == {
+        f"{token}:1:2": "",
+        f"{token}:2:1": "",
+    }
+    refresh(es)
+    assert search(es_app, token, 1, "needle") == [1]
+
+    with engine.connect() as conn:
+        stale = [
+            json.loads(p)
+            for (p,) in conn.execute(
+                text("SELECT payload FROM outbox_events WHERE type IN ('message.created', 'message.updated')")
+            )
+        ]
+    with amqp_channel(settings) as channel:
+        channel.confirm_delivery()
+        for event in stale:
+            channel.basic_publish(
+                broker.events_exchange,
+                event["type"],
+                json.dumps(event).encode(),
+                pika.BasicProperties(message_id=event["event_id"]),
+            )
+        wait_for(lambda: queue_depth(channel, broker.queue("indexer")) == 0, message="stale events taken")
+    create_message(es_app, token, 1, "sentinel")
+    wait_for(lambda: indexed(es) == message_truth(engine), message="sentinel indexed, stale ones refused")
+    refresh(es)
+    assert search(es_app, token, 1, "needle") == [1]

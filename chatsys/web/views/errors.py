@@ -72,8 +72,12 @@ def web_error(exc, request):
 
 @exception_view_config(domain.NotFound)
 def domain_not_found(exc, request):
-    message = ORIGINAL_NOT_FOUND[exc.kind] if is_original(request) else str(exc)
-    return render(request, NotFound(message))
+    """404; on /v1 the code says whether the item never existed (``not_found``) or was deleted."""
+    if is_original(request):
+        return render(request, NotFound(ORIGINAL_NOT_FOUND[exc.kind]))
+    error = NotFound(str(exc))
+    error.code = exc.code
+    return render(request, error)
 
 
 @exception_view_config(domain.IdempotencyKeyReused)

@@ -20,7 +20,7 @@ from chatsys.runtime.settings import ENV_OVERRIDES
 
 ROOT = Path(__file__).resolve().parents[3]
 SERVERS = ("mysql", "redis", "rabbitmq", "elasticsearch")
-APPS = ("web", "relay", "indexer", "counters")
+APPS = ("web", "relay", "indexer", "counters", "purger")
 LONG_RUNNING = SERVERS + APPS + ("proxy",)
 DATA_DIRS = {  # where each server image keeps its data
     "mysql": "/var/lib/mysql",

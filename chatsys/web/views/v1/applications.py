@@ -1,8 +1,9 @@
-"""/v1 applications: create, read, rename."""
+"""/v1 applications: create, read, rename, delete."""
 
 from pyramid.view import view_config
 
 from chatsys.domain import applications
+from chatsys.domain.fields import isoformat
 from chatsys.web.validation import json_body
 
 
@@ -22,3 +23,12 @@ def get_application(context, request):
 def rename_application(context, request):
     fields = json_body(request, "ApplicationUpdate")
     return applications.representation(applications.rename(request.dbsession, context, fields["name"]))
+
+
+@view_config(route_name="v1.applications.item", request_method="DELETE", renderer="json")
+def delete_application(context, request):
+    """202: the token names nothing from now on; its chats, messages and search documents are
+    purged in the background."""
+    deleted_at = applications.delete(request.dbsession, context)
+    request.response.status = 202
+    return {"app_token": context.token, "deleted_at": isoformat(deleted_at), "purge": "in progress"}

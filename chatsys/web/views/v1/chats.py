@@ -1,5 +1,6 @@
-"""/v1 chats of an application: create (numbered), list, read, rename."""
+"""/v1 chats of an application: create (numbered), list, read, rename, delete."""
 
+from pyramid.httpexceptions import HTTPNoContent
 from pyramid.view import view_config
 
 from chatsys.domain import chats
@@ -37,3 +38,11 @@ def get_chat(context, request):
 def rename_chat(context, request):
     fields = json_body(request, "ChatUpdate")
     return chats.representation(chats.rename(request.dbsession, context, fields["name"]))
+
+
+@view_config(route_name="v1.chats.item", request_method="DELETE")
+def delete_chat(context, request):
+    """204: the chat and its messages are gone from every read now; their content and search
+    documents are purged in the background."""
+    chats.delete(request.dbsession, context)
+    return HTTPNoContent()

@@ -1,5 +1,6 @@
-"""/v1 messages of a chat: create (numbered), list, read, edit (the version rises)."""
+"""/v1 messages of a chat: create (numbered), list, read, edit (the version rises), delete."""
 
+from pyramid.httpexceptions import HTTPNoContent
 from pyramid.view import view_config
 
 from chatsys.domain import messages
@@ -39,3 +40,9 @@ def edit_message(context, request):
     fields = json_body(request, "MessageUpdate")
     row = messages.edit(request.dbsession, context.chat, context.number, fields["body"])
     return messages.representation(context.chat.number, row)
+
+
+@view_config(route_name="v1.messages.item", request_method="DELETE")
+def delete_message(context, request):
+    messages.delete(request.dbsession, context.chat, context.number)
+    return HTTPNoContent()
