@@ -12,28 +12,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chatsys.consumers.base import OK, RETRY, Event, Poison, Transient
-from chatsys.domain.fields import parse_time
+from chatsys.domain import messages
 from chatsys.outbox.events import MESSAGE_CREATED, MESSAGE_DELETED, MESSAGE_UPDATED
 from chatsys.search.interfaces import IndexOutcome, ISearch, MessageDocument, SearchUnavailable
 
 
 def document(event: Event) -> MessageDocument:
-    d = event.data
-    if event.type != MESSAGE_DELETED and not isinstance(d.get("body"), str):
+    """The message's search document from its event (a tombstone for ``message.deleted``)."""
+    deleted = event.type == MESSAGE_DELETED
+    if not deleted and not isinstance(event.data.get("body"), str):
         raise Poison("data.body is missing or of the wrong type")
     try:
-        deleted = event.type == MESSAGE_DELETED
-        return MessageDocument(
-            app_token=d["app_token"],
-            chat_number=d["chat_number"],
-            message_number=d["message_number"],
-            body="" if deleted else d["body"],
-            version=d["version"],
-            created_at=parse_time(d["created_at"]),
-            updated_at=parse_time(d["updated_at"]),
-            deleted=deleted,
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return MessageDocument(messages.search_document(event.data, deleted=deleted))
+    except (KeyError, TypeError) as exc:
         raise Poison(f"message event is malformed: {exc.__class__.__name__}") from None
 
 

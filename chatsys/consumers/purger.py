@@ -29,6 +29,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine
 
 from chatsys.consumers.base import OK, RETRY, Event, Poison, Transient
+from chatsys.domain import messages
 from chatsys.models import utcnow
 from chatsys.outbox.events import APPLICATION_DELETED, CHAT_DELETED
 from chatsys.runtime.faults import PURGER_AFTER_BATCH, fault_point
@@ -47,7 +48,7 @@ ERASE = text(
     "WHERE chat_id = :chat_id AND number IN :numbers AND deleted_at IS NULL"
 ).bindparams(bindparam("numbers", expanding=True))
 TOMBSTONES = text(
-    "SELECT m.number, m.version, m.created_at, m.updated_at, c.number AS chat_number, a.token "
+    "SELECT " + "".join(f"m.{column}, " for column in messages.SHOWN) + "c.number AS chat_number, a.token "
     "FROM messages m JOIN chats c ON c.id = m.chat_id JOIN applications a ON a.id = c.application_id "
     "WHERE m.chat_id = :chat_id AND m.number IN :numbers"
 ).bindparams(bindparam("numbers", expanding=True))
@@ -153,7 +154,9 @@ class PurgerConsumer:
         with self.engine.connect() as conn:
             rows = conn.execute(TOMBSTONES, {"chat_id": chat_id, "numbers": numbers}).all()
         documents = [
-            MessageDocument(r.token, r.chat_number, r.number, "", r.version, r.created_at, r.updated_at, deleted=True)
+            MessageDocument(
+                messages.search_document({"app_token": r.token, **messages.representation(r.chat_number, r)}, True)
+            )
             for r in rows
         ]
         results = self.search.index(documents)

@@ -99,6 +99,14 @@ def event(event_type: str, chat: ChatRef, row: Any) -> dict[str, Any]:
     return events.envelope(event_type, data, row.updated_at)
 
 
+def search_document(data: dict[str, Any], deleted: bool = False) -> dict[str, Any]:
+    """What the search index holds of a message: its representation (from an event's data, or a
+    row's representation with ``app_token``), its application's token, and whether it is a
+    tombstone (a deleted message: no text)."""
+    fields = {key: "" if deleted and key == "body" else data[key] for key in KEYS}
+    return {"app_token": data["app_token"], **fields, "deleted": deleted}
+
+
 def find(session: Session, chat: ChatRef, number: int) -> Any:
     """The message; raises NotFound, or Deleted for a deleted one."""
     return _live(session.execute(READ_ONE, {"chat_id": chat.id, "number": number}).one_or_none())

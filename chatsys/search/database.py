@@ -30,6 +30,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from zope.interface import implementer
 
+from chatsys.domain import messages
 from chatsys.domain.messages import COLUMNS, MESSAGES
 from chatsys.search import cursor as cursors
 from chatsys.search.highlight import fragment
@@ -164,12 +165,7 @@ class DatabaseSearch:
             rows, last = self._checked(request, query, values)
         hits = [
             SearchHit(
-                chat_number=request.chat.chat_number,
-                message_number=row.number,
-                body=row.body,
-                version=row.version,
-                created_at=row.created_at,
-                updated_at=row.updated_at,
+                message=messages.representation(request.chat.chat_number, row),
                 highlight=fragment(row.body, request.words),
             )
             for row in rows

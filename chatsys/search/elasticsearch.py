@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 from zope.interface import implementer
 
+from chatsys.domain import messages
 from chatsys.runtime.redact import fingerprint, redact_key
 from chatsys.search import cursor as cursors
 from chatsys.search.highlight import FRAGMENT, POST_TAG, PRE_TAG, encode, merge
@@ -57,7 +57,7 @@ SORT_CLAUSES: dict[str, list[dict[str, Any]]] = {
     SORT_NEWEST: [{"message_number": {"order": "desc"}}],
     SORT_RELEVANCE: [{"_score": {"order": "desc"}}, {"message_number": {"order": "desc"}}],
 }
-SOURCE_FIELDS = ["chat_number", "message_number", "body", "version", "created_at", "updated_at"]
+SOURCE_FIELDS = list(messages.KEYS)  # a hit is the message's representation
 
 # Statuses that say "not now" rather than "never": the same request may succeed later.  A missing
 # index (404) is an operational problem (ensure_index has not run), not a fault of the document.
@@ -206,32 +206,8 @@ class ElasticsearchSearch:
 
 
 def document_source(document: MessageDocument) -> dict[str, Any]:
-    """The ``_source`` stored for one message."""
-    return {
-        "chat_key": document.chat_key,
-        "app_token": document.app_token,
-        "chat_number": document.chat_number,
-        "message_number": document.message_number,
-        "body": document.body,
-        "version": document.version,
-        "created_at": _format_time(document.created_at),
-        "updated_at": _format_time(document.updated_at),
-        "deleted": document.deleted,
-    }
-
-
-def _format_time(value: datetime) -> str:
-    # Naive datetimes are UTC throughout chatsys (MySQL DATETIME has no zone).
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat(timespec="microseconds") + "Z"
-
-
-def _parse_time(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
+    """The ``_source`` stored for one message: its search document and the chat's key."""
+    return {"chat_key": document.chat_key, **document.source}
 
 
 def _item_result(document: MessageDocument, item: Mapping[str, Any]) -> IndexResult:
@@ -353,12 +329,7 @@ def _search_hit(raw: Mapping[str, Any]) -> SearchHit:
     highlights = raw.get("highlight") or {}
     fragments = [fragment for field in HIGHLIGHT_FIELDS for fragment in highlights.get(field, ())]
     return SearchHit(
-        chat_number=source["chat_number"],
-        message_number=source["message_number"],
-        body=source["body"],
-        version=source["version"],
-        created_at=_parse_time(source["created_at"]),
-        updated_at=_parse_time(source["updated_at"]),
+        message={key: source[key] for key in messages.KEYS},
         highlight=merge_highlights(fragments) or encode(source["body"][:HIGHLIGHT_SIZE]),
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from typing import Any
 
 from zope.interface import Attribute, Interface
 
@@ -48,14 +48,12 @@ class SearchRequest:
 
 @dataclass(frozen=True)
 class SearchHit:
-    chat_number: int
-    message_number: int
-    body: str
-    version: int
-    # A datetime, or the API's text for it when the backend had MySQL format it (shown_time).
-    created_at: datetime | str
-    updated_at: datetime | str
+    message: dict[str, Any]  # the message's /v1 representation (chatsys.domain.messages)
     highlight: str  # HTML-escaped body fragment, matches wrapped in <em>…</em>
+
+    @property
+    def message_number(self) -> int:
+        return self.message["message_number"]
 
 
 @dataclass(frozen=True)
@@ -66,16 +64,34 @@ class SearchPage:
 
 @dataclass(frozen=True)
 class MessageDocument:
-    """What the search index holds for one message (built from a message event or a row)."""
+    """What the search index holds for one message: ``chatsys.domain.messages.search_document``
+    (its representation, its application's token, whether it is a tombstone)."""
 
-    app_token: str
-    chat_number: int
-    message_number: int
-    body: str
-    version: int
-    created_at: datetime
-    updated_at: datetime
-    deleted: bool = False
+    source: dict[str, Any]
+
+    @property
+    def app_token(self) -> str:
+        return self.source["app_token"]
+
+    @property
+    def chat_number(self) -> int:
+        return self.source["chat_number"]
+
+    @property
+    def message_number(self) -> int:
+        return self.source["message_number"]
+
+    @property
+    def version(self) -> int:
+        return self.source["version"]
+
+    @property
+    def body(self) -> str:
+        return self.source["body"]
+
+    @property
+    def deleted(self) -> bool:
+        return self.source["deleted"]
 
     @property
     def chat_key(self) -> str:

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from chatsys.domain import messages
 from chatsys.models import utcnow
 from chatsys.runtime.redact import redact_key
 from chatsys.search.elasticsearch import ElasticsearchSearch
@@ -43,9 +44,9 @@ LIVE_REFRESH = "1s"
 # A message that is deleted, or whose chat or application is (their purge may not have reached it
 # yet), goes in as a tombstone: no text, ``deleted``, its version, so no stale write brings it back.
 ROWS = text(
-    "SELECT STRAIGHT_JOIN m.chat_id, a.token, c.number AS chat_number, m.number, m.body, m.version, "
-    "m.created_at, m.updated_at, "
-    "(m.deleted_at IS NOT NULL OR c.deleted_at IS NOT NULL "
+    "SELECT STRAIGHT_JOIN m.chat_id, a.token, c.number AS chat_number, "
+    + "".join(f"m.{column}, " for column in messages.SHOWN)
+    + "(m.deleted_at IS NOT NULL OR c.deleted_at IS NOT NULL "
     # A subquery, not a.deleted_at: naming that column made MariaDB scan applications through a
     # join buffer and sort every batch (a test checks the plan).
     "OR (SELECT x.deleted_at FROM applications x WHERE x.id = c.application_id) IS NOT NULL) AS gone "
@@ -71,14 +72,9 @@ def documents(engine: Engine, batch: int, since=None) -> Iterator[list[MessageDo
             return
         yield [
             MessageDocument(
-                r.token,
-                r.chat_number,
-                r.number,
-                "" if r.gone else r.body,
-                r.version,
-                r.created_at,
-                r.updated_at,
-                deleted=bool(r.gone),
+                messages.search_document(
+                    {"app_token": r.token, **messages.representation(r.chat_number, r)}, deleted=bool(r.gone)
+                )
             )
             for r in rows
         ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-from chatsys.domain import messages
 from chatsys.domain.chats import ChatRef
 from chatsys.search.database import DatabaseSearch
 from chatsys.search.interfaces import (
@@ -76,14 +75,4 @@ def search_chat(request, chat: ChatRef, text: str, limit: int, sort: str, cursor
 
 def hit_representation(hit: SearchHit) -> dict:
     """A hit as /v1 shows it: the message's representation and its highlighted fragment."""
-    return {**messages.representation(hit.chat_number, _HitRow(hit)), "highlight": hit.highlight}
-
-
-class _HitRow:
-    """A hit's fields under the names of the message's columns."""
-
-    def __init__(self, hit: SearchHit):
-        self._hit = hit
-
-    def __getattr__(self, name: str):
-        return getattr(self._hit, "message_number" if name == "number" else name)
+    return {**hit.message, "highlight": hit.highlight}

@@ -12,13 +12,14 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from chatsys.search.elasticsearch import ElasticsearchSearch
-from chatsys.search.interfaces import ChatScope, MessageDocument, SearchRequest
+from chatsys.search.interfaces import ChatScope, SearchRequest
 from chatsys.search.query import words
 from tests.conftest import process_overrides
 from tests.support import seed
 from tests.support.db import TESTING_INI
 from tests.support.es_targets import EsTarget
 from tests.support.processes import BIN, write_ini
+from tests.support.search_cases import document
 
 MESSAGES = 20_000
 CHATS = 20
@@ -53,7 +54,7 @@ def test_reindex_swaps_the_alias_while_search_answers(engine, clean, es_target: 
         rows = session.execute(
             text("SELECT number, body, created_at, updated_at FROM messages WHERE chat_id = :c"), {"c": chat_ids[1]}
         ).all()
-    search.index([MessageDocument(token, 1, r.number, r.body, 1, r.created_at, r.updated_at) for r in rows])
+    search.index([document(token, 1, r.number, r.body, 1, r.created_at, r.updated_at) for r in rows])
     client.indices.refresh(index=alias)
 
     query = SearchRequest(ChatScope(token, 1, chat_ids[1]), "alpha", words("alpha"), limit=100)
@@ -133,7 +134,7 @@ def test_reindex_catches_up_edits_made_during_the_load_and_cleans_orphans(engine
                 text("SELECT created_at, updated_at FROM messages WHERE chat_id = :c AND number = 5"),
                 {"c": chat_ids[3]},
             ).one()
-        search.index([MessageDocument(token, 3, 5, "edited gamma", 2, created.created_at, created.updated_at)])
+        search.index([document(token, 3, 5, "edited gamma", 2, created.created_at, created.updated_at)])
 
     new_index = reindex(engine, search, batch=500, progress=edit_during_load)
     doc = es_target.stored(f"{token}:3:5", routing=f"{token}:3")

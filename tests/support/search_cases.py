@@ -206,3 +206,28 @@ HIGHLIGHT_CASES: tuple[HighlightCase, ...] = (
         noida_gap="line_breaks_do_not_end_sentences",
     ),
 )
+
+
+def document(
+    app_token: str,
+    chat_number: int,
+    number: int,
+    body: str,
+    version: int = 1,
+    created_at=None,
+    updated_at=None,
+    deleted: bool = False,
+):
+    """A message's search document, as the indexer builds it (chatsys.domain.messages)."""
+    from datetime import datetime
+    from types import SimpleNamespace
+
+    from chatsys.domain import messages
+    from chatsys.search.interfaces import MessageDocument
+
+    created_at = created_at or datetime(2026, 11, 27, 12, 0, 0)
+    row = SimpleNamespace(
+        number=number, body=body, version=version, created_at=created_at, updated_at=updated_at or created_at
+    )
+    data = {"app_token": app_token, **messages.representation(chat_number, row)}
+    return MessageDocument(messages.search_document(data, deleted=deleted))

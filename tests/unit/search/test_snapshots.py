@@ -13,9 +13,10 @@ import pytest
 
 from chatsys.search.cursor import encode as encode_cursor
 from chatsys.search.elasticsearch import ElasticsearchSearch
-from chatsys.search.interfaces import SORT_NEWEST, SORT_RELEVANCE, ChatScope, MessageDocument, SearchRequest
+from chatsys.search.interfaces import SORT_NEWEST, SORT_RELEVANCE, ChatScope, SearchRequest
 from chatsys.search.query import words
 from tests.support.es_double import RecordedRequest
+from tests.support.search_cases import document
 from tests.support.snapshots import assert_snapshot
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -47,8 +48,8 @@ def test_bulk_request(es_double, backend) -> None:
 
     backend.index(
         [
-            MessageDocument("app-token", 7, 41, "Hello, world!", 1, AT, AT),
-            MessageDocument("app-token", 7, 42, "gone", 3, AT, AT, deleted=True),
+            document("app-token", 7, 41, "Hello, world!", 1, AT, AT),
+            document("app-token", 7, 42, "", 3, AT, AT, deleted=True),
         ]
     )
 

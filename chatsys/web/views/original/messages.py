@@ -50,4 +50,4 @@ def search(context, request):
     text = search_text(request.matchdict["q"])
     limit = query_int(request, "limit", SEARCH_LIMIT, 1, SEARCH_LIMIT)
     result = search_chat(request, context, text, limit, SORT_NEWEST)
-    return [{"number": hit.message_number, "body": hit.body} for hit in result.hits]
+    return [{"number": hit.message["message_number"], "body": hit.message["body"]} for hit in result.hits]
