@@ -226,8 +226,10 @@ def document(
     from chatsys.search.interfaces import MessageDocument
 
     created_at = created_at or datetime(2026, 11, 27, 12, 0, 0)
-    row = SimpleNamespace(
-        number=number, body=body, version=version, created_at=created_at, updated_at=updated_at or created_at
-    )
+    # Every shown column at its default (a field added later needs nothing here), then these.
+    defaults = {name: messages.MESSAGES.c[name].default for name in messages.SHOWN}
+    values = {name: default.arg if default is not None else None for name, default in defaults.items()}
+    values.update(number=number, body=body, version=version, created_at=created_at)
+    row = SimpleNamespace(**{**values, "updated_at": updated_at or created_at})
     data = {"app_token": app_token, **messages.representation(chat_number, row)}
     return MessageDocument(messages.search_document(data, deleted=deleted))

@@ -26,3 +26,15 @@ def test_the_definition_is_a_fresh_copy_each_time() -> None:
     assert index_mappings()["properties"]["body"]["fields"]
     assert index_settings()["analysis"]
     assert body["aliases"] == {"msgs": {"is_write_index": True}}
+
+
+def test_the_mapping_has_a_property_for_every_field_of_a_search_document() -> None:
+    """The mapping is strict (an unknown field is refused): a field added to messages needs its
+    property here, and this test names the one that is missing."""
+    from chatsys.domain import messages
+
+    document = messages.search_document(
+        {"app_token": "t", **{key: None for key in messages.KEYS}, "body": "x"}, deleted=False
+    )
+    properties = index_mappings()["properties"]
+    assert sorted((set(document) | {"chat_key"}) - set(properties)) == []
