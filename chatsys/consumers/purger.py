@@ -47,11 +47,13 @@ ERASE = text(
     "UPDATE messages SET body = '', version = version + 1, deleted_at = :now, updated_at = :now "
     "WHERE chat_id = :chat_id AND number IN :numbers AND deleted_at IS NULL"
 ).bindparams(bindparam("numbers", expanding=True))
-TOMBSTONES = text(
-    "SELECT " + "".join(f"m.{column}, " for column in messages.SHOWN) + "c.number AS chat_number, a.token "
-    "FROM messages m JOIN chats c ON c.id = m.chat_id JOIN applications a ON a.id = c.application_id "
-    "WHERE m.chat_id = :chat_id AND m.number IN :numbers"
-).bindparams(bindparam("numbers", expanding=True))
+TOMBSTONES = messages.typed(
+    text(
+        "SELECT " + "".join(f"m.{column}, " for column in messages.SHOWN) + "c.number AS chat_number, a.token "
+        "FROM messages m JOIN chats c ON c.id = m.chat_id JOIN applications a ON a.id = c.application_id "
+        "WHERE m.chat_id = :chat_id AND m.number IN :numbers"
+    ).bindparams(bindparam("numbers", expanding=True))
+)
 MARK_CHAT_DELETED = text(
     "UPDATE chats SET deleted_at = COALESCE(deleted_at, :now), name = NULL, updated_at = :now "
     "WHERE id = :chat_id AND deleted_at IS NULL"

@@ -99,6 +99,12 @@ def event(event_type: str, chat: ChatRef, row: Any) -> dict[str, Any]:
     return events.envelope(event_type, data, row.updated_at)
 
 
+def typed(statement):
+    """A text() statement whose result columns named like the shown columns get the table's types
+    (a Boolean comes back a bool, as from a Core select, not MySQL's 0 or 1)."""
+    return statement.columns(**{name: MESSAGES.c[name].type for name in SHOWN})
+
+
 def search_document(data: dict[str, Any], deleted: bool = False) -> dict[str, Any]:
     """What the search index holds of a message: its representation (from an event's data, or a
     row's representation with ``app_token``), its application's token, and whether it is a
@@ -172,22 +178,12 @@ def delete(session: Session, chat: ChatRef, number: int) -> None:
     and out of ``messages_count`` (once)."""
     current = _live(session.execute(LOCK_ONE, {"chat_id": chat.id, "number": number}).one_or_none())
     now = utcnow()
-    version = current.version + 1
+    erased = SimpleNamespace(**{**current._asdict(), "body": "", "version": current.version + 1, "updated_at": now})
     session.execute(
         update(MESSAGES)
         .where(MESSAGES.c.chat_id == chat.id, MESSAGES.c.number == number)
-        .values(body="", version=version, deleted_at=now, updated_at=now)
+        .values(body=erased.body, version=erased.version, deleted_at=now, updated_at=now)
     )
-    data = {
-        "application_id": chat.application.id,
-        "chat_id": chat.id,
-        "message_id": current.id,
-        "app_token": chat.application.token,
-        "chat_number": chat.number,
-        "message_number": number,
-        "version": version,
-        "created_at": json_value(current.created_at),
-        "updated_at": json_value(now),
-        "deleted_at": json_value(now),
-    }
-    writer.record(session, events.envelope(events.MESSAGE_DELETED, data, now))
+    deleted = event(events.MESSAGE_DELETED, chat, erased)
+    deleted["data"]["deleted_at"] = json_value(now)
+    writer.record(session, deleted)

@@ -43,16 +43,18 @@ LIVE_REFRESH = "1s"
 # sorts every message for each batch (0.8 s a batch on 460,000 messages, against 24 ms).
 # A message that is deleted, or whose chat or application is (their purge may not have reached it
 # yet), goes in as a tombstone: no text, ``deleted``, its version, so no stale write brings it back.
-ROWS = text(
-    "SELECT STRAIGHT_JOIN m.chat_id, a.token, c.number AS chat_number, "
-    + "".join(f"m.{column}, " for column in messages.SHOWN)
-    + "(m.deleted_at IS NOT NULL OR c.deleted_at IS NOT NULL "
-    # A subquery, not a.deleted_at: naming that column made MariaDB scan applications through a
-    # join buffer and sort every batch (a test checks the plan).
-    "OR (SELECT x.deleted_at FROM applications x WHERE x.id = c.application_id) IS NOT NULL) AS gone "
-    "FROM messages m JOIN chats c ON c.id = m.chat_id JOIN applications a ON a.id = c.application_id "
-    "WHERE (m.chat_id > :chat_id OR (m.chat_id = :chat_id AND m.number > :number)) AND m.updated_at >= :since "
-    "ORDER BY m.chat_id, m.number LIMIT :batch"
+ROWS = messages.typed(
+    text(
+        "SELECT STRAIGHT_JOIN m.chat_id, a.token, c.number AS chat_number, "
+        + "".join(f"m.{column}, " for column in messages.SHOWN)
+        + "(m.deleted_at IS NOT NULL OR c.deleted_at IS NOT NULL "
+        # A subquery, not a.deleted_at: naming that column made MariaDB scan applications through a
+        # join buffer and sort every batch (a test checks the plan).
+        "OR (SELECT x.deleted_at FROM applications x WHERE x.id = c.application_id) IS NOT NULL) AS gone "
+        "FROM messages m JOIN chats c ON c.id = m.chat_id JOIN applications a ON a.id = c.application_id "
+        "WHERE (m.chat_id > :chat_id OR (m.chat_id = :chat_id AND m.number > :number)) AND m.updated_at >= :since "
+        "ORDER BY m.chat_id, m.number LIMIT :batch"
+    )
 )
 
 

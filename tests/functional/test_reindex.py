@@ -150,7 +150,7 @@ def test_each_load_batch_reads_the_next_range_of_messages_without_sorting(engine
     seed_rows(engine, messages=2000)
     with engine.connect() as conn:
         params = {"chat_id": 1, "number": 5, "since": "1970-01-01", "batch": 500}
-        plan = conn.execute(text(f"EXPLAIN {ROWS.text}"), params).mappings().all()
+        plan = conn.execute(text(f"EXPLAIN {ROWS.element.text}"), params).mappings().all()
     first = plan[0]
     assert (first["table"], first["type"], first["key"]) == ("m", "range", "PRIMARY")
     assert not any("filesort" in (row["Extra"] or "") for row in plan)
