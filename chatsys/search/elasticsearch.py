@@ -328,8 +328,10 @@ def _search_hit(raw: Mapping[str, Any]) -> SearchHit:
     source = raw["_source"]
     highlights = raw.get("highlight") or {}
     fragments = [fragment for field in HIGHLIGHT_FIELDS for fragment in highlights.get(field, ())]
+    # .get: a document indexed before a field was added to messages has none until the next
+    # reindex (chatsys-reindex); its hits show null there rather than fail.
     return SearchHit(
-        message={key: source[key] for key in messages.KEYS},
+        message={key: source.get(key) for key in messages.KEYS},
         highlight=merge_highlights(fragments) or encode(source["body"][:HIGHLIGHT_SIZE]),
     )
 

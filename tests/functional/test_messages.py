@@ -6,9 +6,10 @@ from datetime import datetime
 import pytest
 from sqlalchemy import text
 
+from chatsys.domain import messages
 from tests.support.api import create_application, create_chat, create_message, messages_url
 
-FIELDS = {"chat_number", "message_number", "body", "version", "created_at", "updated_at"}
+FIELDS = set(messages.KEYS)  # chat_number, message_number and the shown columns: no internal id
 
 
 def setup_chat(testapp, chats=1):
