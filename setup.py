@@ -19,6 +19,10 @@ requires = [
     "PyMySQL[rsa]==1.2.4",
     "redis==8.1.0",
     "pika==1.4.4",
+    # The stream gateway (chatsys.stream): an asyncio HTTP server for thousands of idle SSE
+    # connections, and an asyncio AMQP client that reads the event stream queue from an offset.
+    "aiohttp==3.14.5",
+    "aio-pika==10.2.1",
     "elasticsearch==8.19.3",
     "jsonschema==4.26.0",
     "fastjsonschema==2.22.3",
@@ -72,6 +76,7 @@ setup(
             "chatsys-reindex = chatsys.scripts.reindex:main",
             "chatsys-recount = chatsys.scripts.recount:main",
             "chatsys-deadletters = chatsys.scripts.deadletters:main",
+            "chatsys-stream = chatsys.scripts.stream:main",
         ],
     },
 )

@@ -49,6 +49,7 @@ class Topology:
     delivery_limit: int = 5
     stream_max_age: str = "24h"  # RabbitMQ's x-max-age: a number and a unit, Y M D h m s
     stream_max_bytes: int = 1 << 30
+    stream_segment_bytes: int = 0  # 0: RabbitMQ's default, not sent
 
     @property
     def events_exchange(self) -> str:
@@ -69,11 +70,14 @@ class Topology:
         return f"{self.namespace}.stream"
 
     def stream_arguments(self) -> dict:
-        return {
+        arguments = {
             "x-queue-type": "stream",
             "x-max-age": self.stream_max_age,
             "x-max-length-bytes": self.stream_max_bytes,
         }
+        if self.stream_segment_bytes:
+            arguments["x-stream-max-segment-size-bytes"] = self.stream_segment_bytes
+        return arguments
 
     def queue_arguments(self, consumer: str) -> dict:
         return {

@@ -119,6 +119,7 @@ class Services:
             settings["amqp.delivery_limit"],
             settings["amqp.stream_max_age"],
             settings["amqp.stream_max_bytes"],
+            settings["amqp.stream_segment_bytes"],
         )
 
     def amqp_parameters(self, connection_name: str) -> pika.URLParameters:

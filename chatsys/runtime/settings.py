@@ -26,7 +26,7 @@ ENV_OVERRIDES = {
 }
 
 # Keys under these prefixes belong to chatsys: one that is not in SETTINGS is a mistake.
-OWN_PREFIXES = ("sqlalchemy.", "db.", "redis.", "amqp.", "elasticsearch.", "search.", "chatsys.", "relay.", "worker.")
+OWN_PREFIXES = ("sqlalchemy.", "db.", "redis.", "amqp.", "elasticsearch.", "search.", "chatsys.", "relay.", "worker.", "stream.")
 
 SEARCH_BACKENDS = ("database", "elasticsearch")
 DB_TLS_MODES = ("off", "preferred")
@@ -152,6 +152,10 @@ SETTINGS: dict[str, Setting] = {
     # size bound (x-max-length-bytes), whichever is reached first.
     "amqp.stream_max_age": Setting("24h", _max_age),
     "amqp.stream_max_bytes": Setting(str(1 << 30), integer(1 << 20)),
+    # The stream's segment size (x-stream-max-segment-size-bytes); retention drops whole segments.
+    # 0: not sent, RabbitMQ's default (500 MB).  Only a new stream takes it: RabbitMQ refuses to
+    # redeclare an existing stream with other arguments.
+    "amqp.stream_segment_bytes": Setting("0", integer(0)),
     # Search: where the search endpoint and the indexer go.
     "search.backend": Setting("database", choice(*SEARCH_BACKENDS)),
     "elasticsearch.url": Setting("http://127.0.0.1:9200", url("http://", "https://")),
@@ -194,6 +198,21 @@ SETTINGS: dict[str, Setting] = {
     "worker.max_rounds": Setting("5", integer(1)),
     # Messages the purger erases per transaction (and tombstones per bulk request).
     "worker.purge_batch": Setting("1000", integer(1, 10_000)),
+    # The stream gateway (chatsys-stream): where it listens, and how it treats its clients.
+    "stream.host": Setting("127.0.0.1", lambda raw: raw.strip() or "127.0.0.1"),
+    "stream.port": Setting("6545", integer(0, 65535)),
+    # A comment line (and the latest position) on every idle stream this often, for proxies.
+    "stream.keepalive": Setting("15", seconds(maximum=3600)),
+    # What a client may have waiting, unsent, before it is cut off as too slow (it resumes).
+    "stream.client_buffer_bytes": Setting(str(1 << 20), integer(1024)),
+    # The reconnection delay a client is told (SSE ``retry:``), in milliseconds.
+    "stream.retry_ms": Setting("2000", integer(0, 3_600_000)),
+    # Stream messages the broker may send ahead of the gateway's acknowledgement (basic.qos).
+    "stream.prefetch": Setting("1000", integer(1, 65535)),
+    # Resuming clients read the stream's history at most this many at a time.
+    "stream.catchup_concurrency": Setting("16", integer(1, 1000)),
+    # Seconds a new stream may wait for the gateway's first contact with the broker (else 503).
+    "stream.ready_timeout": Setting("10", seconds()),
     # pyramid_retry: how often a request that hit a real race (a taken number, a deadlock) runs.
     "retry.attempts": Setting("5", integer(1, 20)),
 }

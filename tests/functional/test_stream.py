@@ -1,0 +1,188 @@
+"""The event-stream gateway end to end: the real relay, the real broker's stream queue and a real
+``chatsys-stream`` process, heard through a Server-Sent Events client (tests/support/sse.py)."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import process_overrides
+from tests.support.api import create_application, create_chat, create_message
+from tests.support.db import TESTING_INI
+from tests.support.net import free_port
+from tests.support.processes import Proc, Processes, write_ini
+from tests.support.sse import SSEStream
+from tests.support.wait import wait_for
+
+
+class Gateway:
+    def __init__(self, procs: Processes, ini: Path):
+        self.procs = procs
+        self.ini = ini
+        self.port = 0
+        self.proc: Proc | None = None
+
+    def start(self) -> Gateway:
+        self.port = free_port()
+        self.proc = self.procs.spawn("stream", "chatsys-stream", "--port", str(self.port), ini=self.ini)
+        wait_for(self.ready, 30, interval=0.05, message="gateway ready")
+        return self
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as res:
+                return res.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> int | None:
+        return self.proc.stop()
+
+    def open(self, token: str, chat: int | None = None, last_event_id: str | None = None, query: bool = False):
+        path = f"/v1/applications/{token}" + (f"/chats/{chat}" if chat is not None else "") + "/events"
+        stream = SSEStream("127.0.0.1", self.port, path, last_event_id, query_last_event_id=query).start()
+        assert stream.opened.wait(10)
+        return stream
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as res:
+            return res.read().decode()
+
+
+def stream_ini(settings, tmp_path: Path, **extra) -> Path:
+    return write_ini(tmp_path / "stream.ini", TESTING_INI, process_overrides(settings, **extra))
+
+
+@pytest.fixture
+def gateway(procs, settings, tmp_path) -> Gateway:
+    procs.relay()
+    return Gateway(procs, stream_ini(settings, tmp_path)).start()
+
+
+def numbers_arrived(stream: SSEStream, count: int, chat: int | None = None):
+    return lambda: len(stream.message_numbers(chat)) >= count
+
+
+def test_a_subscriber_hears_a_message_within_a_second_of_its_201(testapp, gateway):
+    token = create_application(testapp, "acme")["app_token"]
+    create_chat(testapp, token)
+    chat_stream = gateway.open(token, 1)
+    app_stream = gateway.open(token)
+    assert chat_stream.status == app_stream.status == 200
+    assert chat_stream.retry == 2000 or wait_for(lambda: chat_stream.retry == 2000, 5)
+    created = create_message(testapp, token, 1, "hello world")
+    acknowledged = time.monotonic()
+    wait_for(numbers_arrived(chat_stream, 1), 1.0, interval=0.005, message="the message on the chat's stream")
+    assert time.monotonic() - acknowledged < 1.0
+    wait_for(numbers_arrived(app_stream, 1), 5)
+    (event,) = chat_stream.of_type("message.created")
+    assert event.data == created  # the /v1 representation, version included
+    assert event.id is not None and event.id.isdigit()
+    # The application's stream hears its chats too.
+    create_chat(testapp, token, "second")
+    wait_for(lambda: app_stream.of_type("chat.created"), 5)
+    assert app_stream.of_type("chat.created")[0].data["chat_number"] == 2
+    assert not chat_stream.of_type("chat.created")  # the chat's stream: that chat only
+    chat_stream.close()
+    app_stream.close()
+
+
+@pytest.mark.parametrize("via", ["header", "query"])
+def test_a_resumed_subscriber_gets_exactly_what_it_missed_in_order(testapp, gateway, via):
+    token = create_application(testapp, "acme")["app_token"]
+    create_chat(testapp, token)
+    create_chat(testapp, token)
+    stream = gateway.open(token, 1)
+    create_message(testapp, token, 1, "before")
+    wait_for(numbers_arrived(stream, 1), 5)
+    stream.close()
+    last = stream.last_event_id
+    for i in range(100):
+        create_message(testapp, token, 1, f"missed {i}")
+        create_message(testapp, token, 2, f"other chat {i}")  # not this stream's
+    resumed = gateway.open(token, 1, last_event_id=last, query=(via == "query"))
+    wait_for(numbers_arrived(resumed, 100), 30, message="the 100 missed messages")
+    create_message(testapp, token, 1, "live again")
+    wait_for(numbers_arrived(resumed, 101), 10)
+    assert resumed.message_numbers() == list(range(2, 103))
+    assert {e.data["chat_number"] for e in resumed.events} == {1}
+    resumed.close()
+
+
+def test_resume_across_a_gateway_restart(testapp, procs, settings, tmp_path):
+    procs.relay()
+    ini = stream_ini(settings, tmp_path)
+    first = Gateway(procs, ini).start()
+    token = create_application(testapp, "acme")["app_token"]
+    create_chat(testapp, token)
+    stream = first.open(token, 1)
+    for i in range(5):
+        create_message(testapp, token, 1, f"first {i}")
+    wait_for(numbers_arrived(stream, 5), 10)
+    assert first.stop() == 0  # a clean stop: SIGTERM drains
+    assert stream.ended.wait(10) and stream.error is None  # closed cleanly, not cut
+    assert stream.retry == 2000
+    for i in range(20):
+        create_message(testapp, token, 1, f"while down {i}")
+    second = Gateway(procs, ini).start()
+    resumed = second.open(token, 1, last_event_id=stream.last_event_id)
+    wait_for(numbers_arrived(resumed, 20), 30)
+    assert resumed.message_numbers() == list(range(6, 26))
+    resumed.close()
+
+
+def test_unknown_or_deleted_application_or_chat_is_a_404_before_the_stream(testapp, gateway):
+    token = create_application(testapp, "acme")["app_token"]
+    create_chat(testapp, token)
+    create_chat(testapp, token)
+    testapp.delete(f"/v1/applications/{token}/chats/2", status=204)
+    for path, code in [
+        (f"/v1/applications/{secrets.token_urlsafe(24)}/events", "not_found"),
+        (f"/v1/applications/{secrets.token_urlsafe(24)}/chats/1/events", "not_found"),
+        ("/v1/applications/not%20a%20token/events", "not_found"),
+        (f"/v1/applications/{token}/chats/3/events", "not_found"),
+        (f"/v1/applications/{token}/chats/x/events", "not_found"),
+        (f"/v1/applications/{token}/chats/2/events", "deleted"),
+    ]:
+        stream = SSEStream("127.0.0.1", gateway.port, path).start()
+        assert stream.ended.wait(10)
+        assert stream.status == 404, path
+        import json
+
+        assert json.loads(stream.body)["error"]["code"] == code, path
+    ok = gateway.open(token, 1)
+    assert ok.status == 200
+    ok.close()
+
+
+def test_a_slow_reader_is_cut_off_while_others_keep_receiving(testapp, procs, settings, tmp_path):
+    procs.relay()
+    gateway = Gateway(procs, stream_ini(settings, tmp_path, **{"stream.client_buffer_bytes": 65536})).start()
+    token = create_application(testapp, "acme")["app_token"]
+    create_chat(testapp, token)
+    # A reader that never reads, with a small receive buffer: its bytes back up in the gateway.
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.connect(("127.0.0.1", gateway.port))
+    slow.sendall(f"GET /v1/applications/{token}/chats/1/events HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    fast = gateway.open(token, 1)
+    wait_for(lambda: 'chatsys_stream_connections{scope="chat"} 2.0' in gateway.metrics(), 10)
+    body = "\u20ac" * 9000  # 27 kB of UTF-8 a frame: the socket buffers fill in about 200
+    sent = 0
+    while 'disconnects_total{reason="slow"} 1.0' not in gateway.metrics():
+        assert sent < 1000, "the slow reader was never cut off"
+        for _ in range(20):
+            create_message(testapp, token, 1, body)
+            sent += 1
+    # The fast reader heard every message, and goes on hearing.
+    wait_for(numbers_arrived(fast, sent), 30)
+    create_message(testapp, token, 1, "after")
+    wait_for(numbers_arrived(fast, sent + 1), 10)
+    assert fast.message_numbers() == list(range(1, sent + 2))
+    slow.close()
+    fast.close()
