@@ -26,7 +26,18 @@ ENV_OVERRIDES = {
 }
 
 # Keys under these prefixes belong to chatsys: one that is not in SETTINGS is a mistake.
-OWN_PREFIXES = ("sqlalchemy.", "db.", "redis.", "amqp.", "elasticsearch.", "search.", "chatsys.", "relay.", "worker.", "stream.")
+OWN_PREFIXES = (
+    "sqlalchemy.",
+    "db.",
+    "redis.",
+    "amqp.",
+    "elasticsearch.",
+    "search.",
+    "chatsys.",
+    "relay.",
+    "worker.",
+    "stream.",
+)
 
 SEARCH_BACKENDS = ("database", "elasticsearch")
 DB_TLS_MODES = ("off", "preferred")
