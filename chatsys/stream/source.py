@@ -40,6 +40,38 @@ def offset_of(message: aio_pika.abc.AbstractIncomingMessage) -> int:
     return int(message.headers["x-stream-offset"])
 
 
+class Reader:
+    """A consumer of the stream from an offset, its messages in order in a queue of our own.
+
+    Not aio-pika's queue iterator: closing one nacks the messages it buffered, and a stream queue
+    answers a nack by closing the whole connection (540 NOT_IMPLEMENTED).  Here what was not read
+    is simply dropped with the channel (a stream keeps it).
+    """
+
+    def __init__(self, queue: aio_pika.abc.AbstractQueue):
+        self.queue = queue
+        self.messages: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage | None] = asyncio.Queue()
+        self.tag: str | None = None
+
+    async def start(self, offset: Any) -> Reader:
+        async def deliver(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            self.messages.put_nowait(message)  # no await: tasks run in delivery order
+
+        self.tag = await self.queue.consume(deliver, arguments={"x-stream-offset": offset})
+        self.queue.channel.close_callbacks.add(lambda *args: self.messages.put_nowait(None))
+        return self
+
+    async def __anext__(self) -> aio_pika.abc.AbstractIncomingMessage:
+        message = await self.messages.get()
+        if message is None:
+            self.messages.put_nowait(None)
+            raise StopAsyncIteration
+        return message
+
+    def __aiter__(self) -> Reader:
+        return self
+
+
 class BrokerUnavailable(Exception):
     """The gateway cannot read the stream now (the client is asked to come back later)."""
 
@@ -52,6 +84,10 @@ class StreamSource:
         self.prefetch = prefetch
         self.catchup_slots = asyncio.Semaphore(catchups)
         self.connection: aio_pika.abc.AbstractConnection | None = None
+        # Resuming clients read on a connection of their own: a channel error of theirs never
+        # takes the live tail down.
+        self.history: aio_pika.abc.AbstractConnection | None = None
+        self.history_lock = asyncio.Lock()
         self.connected = asyncio.Event()
         self.stopping = False
 
@@ -78,6 +114,8 @@ class StreamSource:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # every failure of the broker's connection is retried
+                if self.stopping:
+                    return
                 delay = backoff.next()
                 log.warning("stream tail: %s: %s; reconnecting in %.1fs", exc.__class__.__name__, exc, delay)
                 await asyncio.sleep(delay)
@@ -88,15 +126,13 @@ class StreamSource:
     async def _tail(self) -> None:
         connection = await self._connect("chatsys-stream")
         self.connection = connection
-        closed = asyncio.get_running_loop().create_future()
-        connection.close_callbacks.add(lambda *args: closed.done() or closed.set_result(args))
         try:
             channel = await connection.channel()
             queue = await self._stream_queue(channel)
             resume = self.hub.head
             start: Any = "next" if resume is None else resume + 1
-            iterator = queue.iterator(arguments={"x-stream-offset": start})
-            await iterator.consume()
+            iterator = await Reader(queue).start(start)
+            connection.close_callbacks.add(lambda *args: iterator.messages.put_nowait(None))
             if resume is None:
                 await channel.default_exchange.publish(
                     aio_pika.Message(b"", type=MARKER_TYPE), routing_key=self.topology.stream
@@ -121,8 +157,6 @@ class StreamSource:
                 if unacked >= ACK_EVERY:
                     await message.ack(multiple=True)
                     unacked = 0
-                if closed.done():
-                    break
             raise ConnectionError("the stream consumer was cancelled by the broker")
         finally:
             self.connection = None
@@ -131,8 +165,19 @@ class StreamSource:
 
     async def stop(self) -> None:
         self.stopping = True
-        if self.connection is not None and not self.connection.is_closed:
-            await self.connection.close()
+        for connection in (self.connection, self.history):
+            if connection is not None and not connection.is_closed:
+                await connection.close()
+
+    async def _history_channel(self) -> aio_pika.abc.AbstractChannel:
+        async with self.history_lock:
+            if not self.connected.is_set():
+                raise BrokerUnavailable("the live tail is not attached")
+            if self.history is None or self.history.is_closed:
+                self.history = await self._connect("chatsys-stream-history")
+        channel = await self.history.channel()
+        await channel.set_qos(prefetch_count=self.prefetch)  # streams require one
+        return channel
 
     # -- resuming a client ----------------------------------------------------------------------
 
@@ -144,46 +189,42 @@ class StreamSource:
             if sub.closed:
                 return
             try:
-                connection = self.connection
-                if connection is None or connection.is_closed:
-                    raise BrokerUnavailable("not connected")
-                channel = await connection.channel()
+                channel = await self._history_channel()
             except Exception as exc:
                 metrics.CATCHUPS.labels("broker").inc()
                 raise BrokerUnavailable(str(exc)) from exc
             try:
-                await channel.set_qos(prefetch_count=self.prefetch)  # streams require one
                 queue = await channel.get_queue(self.topology.stream, ensure=False)
-                async with queue.iterator(arguments={"x-stream-offset": start}) as iterator:
-                    unacked = 0
-                    first = True
-                    async for message in iterator:
-                        offset = offset_of(message)
-                        if offset < start:
-                            continue  # the broker starts at the chunk that holds ``start``
-                        if first and offset > start:
-                            # The first offset we get is past the one asked for: retention
-                            # dropped it.  The client reloads; it goes on from the head.
-                            metrics.CATCHUPS.labels("reset").inc()
-                            metrics.RESETS.inc()
-                            sub.pending = [p for p in sub.pending if p[0] > until]
-                            sub.push_control(until, sse.reset(until))
-                            break
-                        first = False
-                        event = decode(offset, message.body)
-                        if event is not None and event.streamed and sub.hears(event.token, event.chat):
-                            sub.catching_up = False
-                            sub.push(offset, event.frame, None)
-                            sub.catching_up = True
-                        sub.position = max(sub.position, offset)
-                        unacked += 1
-                        if unacked >= ACK_EVERY:
-                            await message.ack(multiple=True)
-                            unacked = 0
-                        if offset >= until or sub.closed:
-                            break
-                    else:
-                        raise BrokerUnavailable("the history read ended early")
+                iterator = await Reader(queue).start(start)
+                unacked = 0
+                first = True
+                async for message in iterator:
+                    offset = offset_of(message)
+                    if offset < start:
+                        continue  # the broker starts at the chunk that holds ``start``
+                    if first and offset > start:
+                        # The first offset we get is past the one asked for: retention
+                        # dropped it.  The client reloads; it goes on from the head.
+                        metrics.CATCHUPS.labels("reset").inc()
+                        metrics.RESETS.inc()
+                        sub.pending = [p for p in sub.pending if p[0] > until]
+                        sub.push_control(until, sse.reset(until))
+                        break
+                    first = False
+                    event = decode(offset, message.body)
+                    if event is not None and event.streamed and sub.hears(event.token, event.chat):
+                        sub.catching_up = False
+                        sub.push(offset, event.frame, None)
+                        sub.catching_up = True
+                    sub.position = max(sub.position, offset)
+                    unacked += 1
+                    if unacked >= ACK_EVERY:
+                        await message.ack(multiple=True)
+                        unacked = 0
+                    if offset >= until or sub.closed:
+                        break
+                else:
+                    raise BrokerUnavailable("the history read ended early")
                 metrics.CATCHUPS.labels("ok").inc()
             except BrokerUnavailable:
                 metrics.CATCHUPS.labels("broker").inc()

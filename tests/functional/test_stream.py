@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from chatsys.broker import blocking_channel, connection_parameters
+from chatsys.runtime.services import Services
 from tests.conftest import process_overrides
 from tests.support.api import create_application, create_chat, create_message
 from tests.support.db import TESTING_INI
@@ -186,3 +188,89 @@ def test_a_slow_reader_is_cut_off_while_others_keep_receiving(testapp, procs, se
     assert fast.message_numbers() == list(range(1, sent + 2))
     slow.close()
     fast.close()
+
+
+def first_kept_offset(settings, queue: str) -> int:
+    """The first offset the stream still holds (read with a consumer of our own, then dropped:
+    pika nacks what it holds on the way out, which a stream answers by closing the connection)."""
+    import pika
+
+    connection = pika.BlockingConnection(connection_parameters(settings, "chatsys-tests"))
+    try:
+        channel = connection.channel()
+        channel.basic_qos(prefetch_count=1)
+        for _method, properties, _body in channel.consume(queue, arguments={"x-stream-offset": "first"}):
+            return int(properties.headers["x-stream-offset"])
+    finally:
+        try:
+            connection.close()
+        except pika.exceptions.AMQPError:
+            pass
+    raise AssertionError("empty stream")
+
+
+@pytest.fixture
+def short_stream(settings, tmp_path):
+    """An ini on a namespace of its own whose stream keeps 1 MiB, in 100 kB segments."""
+    overrides = {
+        "amqp.namespace": f"{settings['amqp.namespace']}_short",
+        "amqp.stream_max_bytes": str(1 << 20),
+        "amqp.stream_segment_bytes": "100000",
+    }
+    ini = stream_ini(settings, tmp_path, **overrides)
+    yield ini
+    topology = Services({**settings, **{k: (int(v) if v.isdigit() else v) for k, v in overrides.items()}}).topology
+    with blocking_channel(connection_parameters(settings, "chatsys-tests")) as channel:
+        topology.delete(channel)
+
+
+def test_a_position_past_retention_gets_reset_then_goes_on_live(testapp, procs, settings, short_stream):
+    procs.relay(ini=short_stream)
+    gateway = Gateway(procs, short_stream).start()
+    stream_queue = f"{settings['amqp.namespace']}_short.stream"
+    token = create_application(testapp, "acme")["app_token"]
+    create_chat(testapp, token)
+    stream = gateway.open(token, 1)
+    create_message(testapp, token, 1, "soon forgotten")
+    wait_for(numbers_arrived(stream, 1), 10)
+    stream.close()
+    position = int(stream.last_event_id)
+    # 3 MB more than the stream keeps: retention drops the segments that held the position.
+    with blocking_channel(connection_parameters(settings, "chatsys-tests")) as channel:
+        for _ in range(300):
+            channel.basic_publish("", stream_queue, b"not an event " * 800)
+    wait_for(lambda: first_kept_offset(settings, stream_queue) > position + 1, 30, interval=0.2)
+
+    resumed = gateway.open(token, 1, last_event_id=str(position))
+    wait_for(lambda: resumed.of_type("reset"), 10, message="a reset event")
+    (reset,) = resumed.of_type("reset")
+    assert int(reset.id) > position
+    assert resumed.message_numbers() == []
+    create_message(testapp, token, 1, "after the reset")
+    wait_for(numbers_arrived(resumed, 1), 10)
+    assert resumed.message_numbers() == [2]
+    resumed.close()
+
+
+@pytest.mark.services
+def test_streams_survive_and_resume_across_a_broker_restart(testapp, gateway):
+    from tests.faults.harness import services
+
+    token = create_application(testapp, "acme")["app_token"]
+    create_chat(testapp, token)
+    stay = gateway.open(token, 1)  # stays connected through the restart
+    leave = gateway.open(token, 1)  # leaves during it, resumes after
+    for i in range(5):
+        create_message(testapp, token, 1, f"before {i}")
+    wait_for(numbers_arrived(leave, 5), 10)
+    leave.close()
+    services("restart", "rabbitmq")
+    for i in range(20):
+        create_message(testapp, token, 1, f"after {i}")  # the outbox holds them until the relay is back
+    wait_for(numbers_arrived(stay, 25), 90, interval=0.2, message="every message on the open stream")
+    assert stay.message_numbers() == list(range(1, 26))
+    resumed = gateway.open(token, 1, last_event_id=leave.last_event_id)
+    wait_for(numbers_arrived(resumed, 20), 30)
+    assert resumed.message_numbers() == list(range(6, 26))
+    stay.close()
+    resumed.close()
