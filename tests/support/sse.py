@@ -110,3 +110,44 @@ class SSEStream:
             for e in self.of_type("message.created")
             if chat is None or e.data["chat_number"] == chat
         ]
+
+
+class ResumingSubscriber:
+    """A client that does what a browser's EventSource does: when its stream ends or cannot be
+    opened, it waits the ``retry:`` hint and opens it again with the last id it saw."""
+
+    def __init__(self, host: str, port: int, path: str):
+        self.host, self.port, self.path = host, port, path
+        self.done: list[Event] = []
+        self.current: SSEStream | None = None
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> ResumingSubscriber:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        last: str | None = None
+        while not self._stop.is_set():
+            stream = SSEStream(self.host, self.port, self.path, last).start()
+            self.current = stream
+            while not stream.ended.wait(0.1):
+                if self._stop.is_set():
+                    stream.close()
+            if stream.status == 200:
+                self.connections += 1
+            self.done.extend(stream.events)
+            self.current = None
+            last = stream.last_event_id or last
+            self._stop.wait((stream.retry or 1000) / 1000)  # the client's own reconnection delay
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+    @property
+    def events(self) -> list[Event]:
+        current = self.current
+        return self.done + (list(current.events) if current is not None else [])
