@@ -31,6 +31,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="the stream workload instead (bench/stream.py; its options: python -m bench.stream --help)",
+    )
     p.add_argument("--quick", action="store_true", help="smoke mode: one short run per workload, small seeds (< 90 s)")
     p.add_argument("--profile", action="store_true", help="one extra W1 run under py-spy (web, relay, counters)")
     p.add_argument("--workers", type=int, help="chatsys-web worker processes (default: cores)")
@@ -109,6 +114,12 @@ def finish(results: dict, plan: plans.Plan, out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--stream" in argv:  # the stream workload runs on its own stack (bench/stream.py)
+        from bench import stream
+
+        stream.main([arg for arg in argv if arg != "--stream"])
+        return
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stdout)
     # pika narrates every connection, and logs refused ones as errors while the harness itself

@@ -17,7 +17,6 @@ import asyncio
 import logging
 import signal
 import time
-from typing import Any
 
 import orjson
 from aiohttp import web
@@ -212,8 +211,23 @@ def make_app(services: Services, settings: StreamSettings) -> web.Application:
     return app
 
 
-async def serve(services: Services, settings: StreamSettings, ready: Any = None) -> None:
+def raise_open_files_limit() -> int:
+    """Every stream is a socket: take the hard limit of open files as the soft one."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+async def serve(services: Services, settings: StreamSettings) -> None:
     """Run the gateway until SIGTERM or SIGINT; then drain and return."""
+    log.info("open files limit %s", raise_open_files_limit())
     app = make_app(services, settings)
     source = app[SOURCE]
     tail = asyncio.create_task(source.run(), name="stream-tail")
