@@ -20,7 +20,7 @@ from chatsys.runtime.settings import ENV_OVERRIDES
 
 ROOT = Path(__file__).resolve().parents[3]
 SERVERS = ("mysql", "redis", "rabbitmq", "elasticsearch")
-APPS = ("web", "relay", "indexer", "counters", "purger")
+APPS = ("web", "relay", "indexer", "counters", "purger", "stream")
 LONG_RUNNING = SERVERS + APPS + ("proxy",)
 DATA_DIRS = {  # where each server image keeps its data
     "mysql": "/var/lib/mysql",
@@ -111,7 +111,10 @@ def test_commands_are_the_procfiles_with_production_ini(services):
 def test_web_is_healthy_when_ready_and_the_proxy_waits_for_it(services):
     check = " ".join(services["web"]["healthcheck"]["test"])
     assert f"http://127.0.0.1:{production_port()}/readyz" in check
-    assert services["proxy"]["depends_on"] == {"web": {"condition": "service_healthy"}}
+    assert services["proxy"]["depends_on"] == {
+        "web": {"condition": "service_healthy"},
+        "stream": {"condition": "service_healthy"},
+    }
 
 
 def test_elasticsearch_major_equals_the_pinned_client_major(services):
@@ -267,3 +270,13 @@ def test_the_driver_can_log_in_to_mysql_84():
     )
     encrypted = _auth.sha2_rsa_encrypt(b"secret", b"0123456789abcdefghij", public_pem)
     assert len(encrypted) == 256
+
+
+def test_the_proxy_routes_event_streams_to_the_gateway_with_long_timeouts(services):
+    config = haproxy_config()
+    assert "use_backend stream if events" in config
+    assert re.search(r"^\s*server-template stream \d+ stream:6545$", config, re.MULTILINE)
+    backend = config.split("backend stream", 1)[1]
+    assert re.search(r"timeout server (\d+)h", backend)  # hours: a stream outlives a request's 60 s
+    check = " ".join(services["stream"]["healthcheck"]["test"])
+    assert "http://127.0.0.1:6545/readyz" in check
