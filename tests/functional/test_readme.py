@@ -17,6 +17,7 @@ from tests.conftest import process_overrides
 from tests.support.db import ROOT, TESTING_INI
 from tests.support.net import free_port
 from tests.support.processes import write_ini
+from tests.support.sse import SSEStream
 from tests.support.wait import wait_for
 
 
@@ -29,8 +30,9 @@ def test_readme_commands_are_the_ones_tested():
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed (e.g. in the test container)")
 def test_make_run_serves_the_whole_pipeline_and_stops_on_ctrl_c(settings, clean, broker, tmp_path):
-    port = free_port()
-    ini = write_ini(tmp_path / "run.ini", TESTING_INI, process_overrides(settings), listen=f"127.0.0.1:{port}")
+    port, stream_port = free_port(), free_port()
+    overrides = process_overrides(settings, **{"stream.port": str(stream_port)})
+    ini = write_ini(tmp_path / "run.ini", TESTING_INI, overrides, listen=f"127.0.0.1:{port}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHATSYS_")}
     run = subprocess.Popen(
         ["make", "--no-print-directory", "run", f"INI={ini}"],
@@ -53,8 +55,14 @@ def test_make_run_serves_the_whole_pipeline_and_stops_on_ctrl_c(settings, clean,
         wait_for(ready, timeout=90, interval=0.2, message="make run: /readyz")
         token = http.request("POST", f"{base}/v1/applications", json={"name": "readme"}).json()["app_token"]
         assert http.request("POST", f"{base}/v1/applications/{token}/chats", json={}).status == 201
+        # The stream gateway is part of the run: a subscriber hears the message.
+        wait_for(lambda: _up(http, f"http://127.0.0.1:{stream_port}/readyz"), 60, message="make run: the gateway")
+        stream = SSEStream("127.0.0.1", stream_port, f"/v1/applications/{token}/chats/1/events").start()
+        assert stream.opened.wait(10) and stream.status == 200
         url = f"{base}/v1/applications/{token}/chats/1/messages"
         assert http.request("POST", url, json={"body": "hello"}).status == 201
+        wait_for(lambda: stream.message_numbers() == [1], 10, message="the message on the event stream")
+        stream.close()
 
         def counted():
             return http.request("GET", f"{base}/v1/applications/{token}/chats/1").json()["messages_count"] == 1
@@ -68,5 +76,12 @@ def test_make_run_serves_the_whole_pipeline_and_stops_on_ctrl_c(settings, clean,
             os.killpg(run.pid, signal.SIGKILL)
             raise AssertionError("make run did not stop on Ctrl-C:\n" + (tmp_path / "run.log").read_text()) from None
     log = (tmp_path / "run.log").read_text()
-    for name in ("web.1", "relay.1", "indexer.1", "counters.1"):
+    for name in ("web.1", "relay.1", "indexer.1", "counters.1", "stream.1"):
         assert f"{name} stopped" in log, log[-3000:]
+
+
+def _up(http, url: str) -> bool:
+    try:
+        return http.request("GET", url).status == 200
+    except urllib3.exceptions.HTTPError:
+        return False
