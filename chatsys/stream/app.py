@@ -19,7 +19,7 @@ import signal
 import time
 
 import orjson
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from chatsys.domain import applications, chats
@@ -109,16 +109,17 @@ async def events(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(status=200, headers=HEADERS)
     await response.prepare(request)
     sub = hub.add(token, chat, position)  # type: ignore[arg-type]
-    sub.transport = request.transport
+    sub.transport = request.transport  # type: ignore[assignment]
+    sub.chunked = request.version >= HttpVersion11  # as aiohttp chose for a body of no set length
     log.info("stream open %s chat=%s from=%s", fingerprint(token), chat if chat is not None else "*", position)
     catch_up: asyncio.Task | None = None
     try:
-        await response.write(sse.retry(settings.retry_ms))
+        sub.write(sse.retry(settings.retry_ms))
         if sub.catching_up:
             catch_up = asyncio.create_task(source.catch_up(sub, hub.head))  # type: ignore[arg-type]
             catch_up.add_done_callback(lambda task: _catch_up_done(sub, task))
-        await pump(sub, response, hub, settings)
-    except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
+        await idle(sub, hub, settings)
+    except (ConnectionError, asyncio.CancelledError):
         if not sub.reason:
             sub.reason = "client"
     finally:
@@ -141,35 +142,24 @@ def _catch_up_done(sub: Subscriber, task: asyncio.Task) -> None:
         sub.close("broker")  # the client retries from its last id
 
 
-async def pump(sub: Subscriber, response: web.StreamResponse, hub: Hub, settings: StreamSettings) -> None:
-    """Write the subscriber's events as they come, a keepalive when idle, until it is closed."""
-    keepalive = settings.keepalive
-    sent_position = sub.position
-    while True:
-        if sub.frames:
-            frames = sub.take()
-            await response.write(b"".join(frame for frame, _ in frames))
-            now = time.time()
-            for _, committed in frames:
-                if committed is not None:
-                    metrics.LAG.observe(max(0.0, now - committed))
-            sent_position = sub.position
-            continue
-        if sub.closed:
-            if sub.reason == "stopping":
-                await response.write(sse.retry(settings.retry_ms))
-            return
+async def idle(sub: Subscriber, hub: Hub, settings: StreamSettings) -> None:
+    """Until the stream is closed: a keepalive whenever it has been quiet for ``keepalive``
+    seconds.  (Events are written by the hub, not here.)"""
+    while not sub.closed:
         sub.wake.clear()
         try:
-            await asyncio.wait_for(sub.wake.wait(), keepalive)
+            await asyncio.wait_for(sub.wake.wait(), settings.keepalive)
         except TimeoutError:
-            # Idle: a comment for the proxies, and the head as the position to resume from, so
-            # that a quiet stream's client does not resume from hours back.
-            if not sub.catching_up and not sub.frames and hub.head is not None and hub.head > sub.position:
+            # A comment for the proxies, and the head as the position to resume from, so that a
+            # quiet stream's client does not resume from hours back.
+            moved = None
+            if not sub.catching_up and hub.head is not None and hub.head > sub.position:
                 sub.position = hub.head
-            moved = sub.position if sub.position != sent_position and not sub.catching_up else None
-            await response.write(sse.keepalive(moved))
-            sent_position = sub.position if moved is not None else sent_position
+            if not sub.catching_up and sub.position != sub.sent_position:
+                moved = sub.position
+            sub.write(sse.keepalive(moved))
+    if sub.reason == "stopping":
+        sub.write(sse.retry(settings.retry_ms))
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Iterable
 from datetime import UTC
 from typing import Any
@@ -30,19 +29,25 @@ log = logging.getLogger(__name__)
 
 
 class Subscriber:
+    """One open stream.  Frames are written straight to its socket's transport by the hub, in one
+    write per subscriber per loop tick however many events the tick brought: no task wakes up
+    per event and subscriber, which is what lets one process feed thousands of streams."""
+
     __slots__ = (
         "token",
         "chat",
         "position",
         "limit",
-        "frames",
-        "buffered",
+        "chunked",
+        "staged",
         "pending",
+        "pending_bytes",
         "catching_up",
         "wake",
         "closed",
         "reason",
         "transport",
+        "sent_position",
     )
 
     def __init__(self, token: str, chat: int | None, position: int, limit: int):
@@ -50,14 +55,16 @@ class Subscriber:
         self.chat = chat
         self.position = position
         self.limit = limit
-        self.frames: deque[tuple[bytes, float | None]] = deque()  # (bytes, commit time for the lag)
-        self.buffered = 0
-        self.pending: list[tuple[int, bytes, float | None]] = []
+        self.chunked = True  # HTTP/1.1: the body is chunked; HTTP/1.0: raw until the close
+        self.staged: list[bytes] = []
+        self.pending: list[tuple[int, bytes]] = []
+        self.pending_bytes = 0
         self.catching_up = False
         self.wake = asyncio.Event()
         self.closed = False
         self.reason = ""
-        self.transport: asyncio.BaseTransport | None = None
+        self.transport: asyncio.WriteTransport | None = None
+        self.sent_position = position
 
     @property
     def scope(self) -> str:
@@ -66,46 +73,58 @@ class Subscriber:
     def hears(self, token: str | None, chat: int | None) -> bool:
         return token == self.token and (self.chat is None or chat == self.chat)
 
-    def push(self, offset: int, frame: bytes, committed: float | None) -> None:
-        """Queue one event (unless it is at or behind the position)."""
+    def push(self, offset: int, frame: bytes) -> bool:
+        """Stage one event (unless it is at or behind the position); True when staged for writing
+        (the caller then calls :meth:`flush`), False when held or dropped."""
         if self.closed or offset <= self.position:
-            return
+            return False
         if self.catching_up:
-            self.pending.append((offset, frame, committed))
-        else:
-            self.position = offset
-            self.frames.append((frame, committed))
-        self.buffered += len(frame)
-        if self.buffered > self.limit:
-            self.close("slow")
+            self.pending.append((offset, frame))
+            self.pending_bytes += len(frame)
+            if self.pending_bytes > self.limit:
+                self.close("slow")
+            return False
+        self.position = offset
+        self.staged.append(frame)
+        return True
+
+    def write(self, data: bytes) -> None:
+        """Hand bytes to the socket.  What the kernel does not take waits in the transport; past
+        ``limit`` bytes waiting, the client is too slow and is cut off."""
+        transport = self.transport
+        if transport is None:
             return
-        self.wake.set()
+        if transport.is_closing():
+            self.close("client")
+            return
+        transport.write(b"%x\r\n%b\r\n" % (len(data), data) if self.chunked else data)
+        self.sent_position = self.position
+        if transport.get_write_buffer_size() > self.limit:
+            self.close("slow")
+
+    def flush(self) -> None:
+        if self.staged:
+            data = b"".join(self.staged) if len(self.staged) > 1 else self.staged[0]
+            self.staged = []
+            self.write(data)
 
     def push_control(self, offset: int, frame: bytes) -> None:
         """A frame that moves the position wherever it is (``reset``)."""
         self.position = offset
-        self.frames.append((frame, None))
-        self.buffered += len(frame)
-        self.wake.set()
+        self.staged.append(frame)
+        self.flush()
 
     def caught_up(self) -> None:
-        """The history is read: queue the live events held meanwhile, then take them as they come."""
-        held, self.pending = self.pending, []
+        """The history is read: send the live events held meanwhile, then take them as they come."""
+        held, self.pending, self.pending_bytes = self.pending, [], 0
         self.catching_up = False
-        self.buffered = sum(len(frame) for frame, _ in self.frames)
-        for offset, frame, committed in held:
-            self.push(offset, frame, committed)
-        self.wake.set()
-
-    def take(self) -> list[tuple[bytes, float | None]]:
-        frames = list(self.frames)
-        self.frames.clear()
-        self.buffered = sum(len(frame) for _, frame, _ in self.pending)
-        return frames
+        for offset, frame in held:
+            self.push(offset, frame)
+        self.flush()
 
     def close(self, reason: str) -> None:
-        """End this stream: its handler sends what it can and returns.  A slow client's socket is
-        aborted, since it would not take a last frame either."""
+        """End this stream: its handler returns.  A slow client's socket is aborted, since it
+        would not take a last frame either."""
         if self.closed:
             return
         self.closed = True
@@ -161,12 +180,16 @@ def decode(offset: int, body: bytes) -> Event | None:
 class Hub:
     """The subscribers of one gateway, indexed by application and by chat."""
 
-    def __init__(self, client_buffer_bytes: int):
+    def __init__(self, client_buffer_bytes: int, loop: asyncio.AbstractEventLoop | None = None):
         self.limit = client_buffer_bytes
+        self.loop = loop  # None: the running loop
         self.head: int | None = None  # the last offset the live tail has read
         self.ready = asyncio.Event()  # set once the head is known
         self.by_app: dict[str, set[Subscriber]] = {}
         self.by_chat: dict[tuple[str, int], set[Subscriber]] = {}
+        self.dirty: set[Subscriber] = set()
+        self.committed: list[float] = []  # commit times of the events of this tick (delivery lag)
+        self.flush_scheduled = False
 
     def __len__(self) -> int:
         return sum(map(len, self.by_app.values())) + sum(map(len, self.by_chat.values()))
@@ -209,11 +232,30 @@ class Hub:
         event = decode(offset, body)
         if event is None or not event.streamed or event.token is None:
             return
+        dirty = self.dirty
         for sub in self.by_app.get(event.token, ()):
-            sub.push(offset, event.frame, event.committed)
+            if sub.push(offset, event.frame):
+                dirty.add(sub)
         if event.chat is not None:
             for sub in self.by_chat.get((event.token, event.chat), ()):
-                sub.push(offset, event.frame, event.committed)
+                if sub.push(offset, event.frame):
+                    dirty.add(sub)
+        if event.committed is not None:
+            self.committed.append(event.committed)
+        if not self.flush_scheduled:
+            # Everything the tail reads in this loop tick goes out in one write per subscriber.
+            self.flush_scheduled = True
+            (self.loop or asyncio.get_running_loop()).call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.flush_scheduled = False
+        dirty, self.dirty = self.dirty, set()
+        for sub in dirty:
+            sub.flush()
+        now = time.time()
+        for committed in self.committed:
+            metrics.LAG.observe(max(0.0, now - committed))
+        self.committed = []
 
     def resync(self, first: int) -> None:
         """The live tail came back and the stream no longer holds what followed the head (it was
@@ -228,8 +270,3 @@ class Hub:
     def close_all(self, reason: str) -> None:
         for sub in list(self.subscribers()):
             sub.close(reason)
-
-    @staticmethod
-    def lag(committed: float | None) -> None:
-        if committed is not None:
-            metrics.LAG.observe(max(0.0, time.time() - committed))

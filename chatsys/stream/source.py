@@ -213,8 +213,9 @@ class StreamSource:
                     first = False
                     event = decode(offset, message.body)
                     if event is not None and event.streamed and sub.hears(event.token, event.chat):
-                        sub.catching_up = False
-                        sub.push(offset, event.frame, None)
+                        sub.catching_up = False  # history goes straight out; live events wait
+                        if sub.push(offset, event.frame) and len(sub.staged) >= 64:
+                            sub.flush()
                         sub.catching_up = True
                     sub.position = max(sub.position, offset)
                     unacked += 1
