@@ -106,6 +106,13 @@ class Stack:
         return path
 
     def recreate_database(self) -> None:
+        """An empty database, and no numbers left in Redis from an earlier run."""
+        from redis import Redis
+
+        redis = Redis.from_url(self.settings["redis.url"])
+        for key in redis.scan_iter(f"{NAME}:*", count=1000):
+            redis.delete(key)
+        redis.close()
         self._sql(f"DROP DATABASE IF EXISTS `{NAME}`")
         subprocess.run(
             [str(BIN / "alembic"), "-c", str(self.ini), "upgrade", "head"],
