@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import DateTime, Table, func, literal_column
+from sqlalchemy import Boolean, DateTime, Table, func, literal_column
 from sqlalchemy.sql.elements import Label
 
 LABEL = "shown"
@@ -32,7 +32,12 @@ def json_object(table: Table, columns: Sequence[str], keys: Sequence[str]) -> La
     parts: list[Any] = []
     for key, name in zip(keys, columns, strict=True):
         column = table.c[name]
-        value = func.date_format(column, ISO_FORMAT) if isinstance(column.type, DateTime) else column
+        if isinstance(column.type, DateTime):
+            value = func.date_format(column, ISO_FORMAT)
+        elif isinstance(column.type, Boolean):  # a TINYINT to MySQL: true or false, not 1 or 0
+            value = func.json_extract(func.if_(column, "true", "false"), "$")
+        else:
+            value = column
         parts += [literal_column(f"'{key}'"), value]  # keys are this module's constants, not input
     return func.json_object(*parts).label(LABEL)
 
