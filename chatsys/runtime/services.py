@@ -58,6 +58,10 @@ def make_engine(settings: Mapping[str, Any], **options: Any) -> Engine:
         **{
             **{key: settings[f"sqlalchemy.{key}"] for key in ENGINE_KEYS},
             "isolation_level": "READ COMMITTED",
+            # Connection.close() already rolls back a transaction left open, so the pool's own
+            # ROLLBACK on every check-in (after each commit, too) is a round trip for nothing
+            # (docs/decisions.md, "No pre-ping, no pool reset on return").
+            "pool_reset_on_return": None,
             "connect_args": connect_args(settings),
             **options,
         },
@@ -87,11 +91,9 @@ class Services:
     def read_engine(self) -> Engine:
         """Reads that change nothing: autocommit, so a SELECT is one round trip, with no BEGIN and
         no ROLLBACK when the session ends or the connection goes back to the pool
-        (``skip_autocommit_rollback``, ``pool_reset_on_return=None``: safe because no transaction
-        is ever open on these connections)."""
-        return make_engine(
-            self.settings, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, skip_autocommit_rollback=True
-        )
+        (``skip_autocommit_rollback``: safe because no transaction is ever open on these
+        connections)."""
+        return make_engine(self.settings, isolation_level="AUTOCOMMIT", skip_autocommit_rollback=True)
 
     @functools.cached_property
     def redis(self) -> Redis:
