@@ -13,11 +13,11 @@ import pytest
 
 from chatsys.broker import blocking_channel, connection_parameters
 from chatsys.runtime.services import Services
+from testkit.processes import Proc, Processes, write_ini
 from tests.conftest import process_overrides
 from tests.support.api import create_application, create_chat, create_message
 from tests.support.db import TESTING_INI
 from tests.support.net import free_port
-from tests.support.processes import Proc, Processes, write_ini
 from tests.support.sse import SSEStream
 from tests.support.wait import wait_for
 
