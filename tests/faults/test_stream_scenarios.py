@@ -98,10 +98,13 @@ def test_stream_gateway_killed_and_broker_restarted_while_messages_flow(scenario
     wait_for(all_heard, 120, interval=0.5, message="every subscriber hears every acknowledged message")
     for sub in subscribers.values():
         sub.stop()
-    events = [e for sub in subscribers.values() for e in sub.events]
-    keys = [(e.id, e.type, str(e.data)) for e in events]
-    s.report.measured["stream_events_heard"] = len(events)
-    s.report.measured["stream_events_heard_twice"] = len(keys) - len(set(keys))
+    heard = twice = 0
+    for sub in subscribers.values():
+        keys = [(e.id, e.type) for e in sub.events]
+        heard += len(keys)
+        twice += len(keys) - len(set(keys))  # the same event again on one subscriber (allowed)
+    s.report.measured["stream_events_heard"] = heard
+    s.report.measured["stream_events_heard_twice"] = twice
     s.report.measured["stream_reconnects"] = sum(sub.connections for sub in subscribers.values()) - len(subscribers)
     s.report.measured["stream_subscribers"] = len(subscribers)
     s.report.invariants["streams_heard_every_acknowledged_message"] = True
