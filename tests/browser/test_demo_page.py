@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from playwright.sync_api import expect
@@ -163,3 +164,38 @@ def test_phone_width_has_no_sideways_scrolling(pages):
     for selector in ("#message-body", "#search-q", "#chat-name"):
         box = page.locator(selector).bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 375, (selector, box)
+
+
+def test_the_readme_screenshot(pages, stack):
+    """docs/demo.png, the README's picture of the page, made by the test run from the real stack.
+
+    Nothing in it changes from run to run (no token, no time; the counts caught up), so a run
+    rewrites the file only when the page's look has changed.
+    """
+    token = stack.api("POST", "/v1/applications", {"name": "acme"})["app_token"]
+    chats = f"/v1/applications/{token}/chats"
+    stack.api("POST", chats, {"name": "general"})
+    stack.api("POST", chats, {"name": "support"})
+    for body in (
+        "Hello world! The demo page is live.",
+        "Messages show up in every open page within a second.",
+        "Search finds parts of words: try 'wor' or 'sec'.",
+        "Edits show up too, with their version.",
+    ):
+        stack.api("POST", f"{chats}/1/messages", {"body": body})
+    stack.api("PATCH", f"{chats}/1/messages/4", {"body": "Edits show up too, with their version number."})
+    page = pages.open(width=1200, height=560)
+    enter_by_token(page, token, chat=1)
+    page.fill("#search-q", "wor")
+    page.press("#search-q", "Enter")
+    expect(page.locator("#search-results li")).to_have_count(2)
+    page.fill("#message-body", "Typing the next one")
+    expect(page.locator("#messages-count")).to_have_text("4", timeout=10_000)
+    expect(page.locator("#chats-count")).to_have_text("2", timeout=10_000)
+    expect(page.locator('#chat-list button[data-chat="1"] .n')).to_have_text("#1 · 4 msg", timeout=10_000)
+    page.locator("#message-body").blur()
+    png = page.screenshot(animations="disabled")
+    assert len(png) < 200_000, "keep the README's picture small"
+    target = Path(__file__).resolve().parents[2] / "docs" / "demo.png"
+    if not target.exists() or target.read_bytes() != png:
+        target.write_bytes(png)

@@ -67,7 +67,8 @@ def demo_page(request) -> Response:
         # Paths, not URLs: nothing of the request's Host header is written into the page.
         path = request.route_path("demo.static", subpath=(name,), _query={"v": _digest(name)})
         page = page.replace(f'"{name}"', f'"{html.escape(path, quote=True)}"')
-    page = page.replace('name="chatsys-events-url" content=""', f'name="chatsys-events-url" content="{html.escape(events_url, quote=True)}"')
+    meta = 'name="chatsys-events-url" content="{}"'
+    page = page.replace(meta.format(""), meta.format(html.escape(events_url, quote=True)))
     response = Response(page, content_type="text/html", charset="utf-8")
     response.headers.update(
         {
