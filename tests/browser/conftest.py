@@ -133,3 +133,41 @@ def pages(request, browser, stack, tmp_path):
         print(stack.procs.dump())
     pages.close()
     assert not pages.errors, f"uncaught errors in the page: {pages.errors}"
+
+
+# Chromium does not rasterise a page to the same bytes every time (anti-aliased corners differ by
+# a level now and then), so "has the picture changed?" is asked of the pixels, by chromium itself.
+COMPARE_JS = """async ([a, b, tolerance]) => {
+  const load = (data) => new Promise((resolve, reject) => {
+    const image = new Image();
+    image.onload = () => resolve(image);
+    image.onerror = reject;
+    image.src = "data:image/png;base64," + data;
+  });
+  const [first, second] = await Promise.all([load(a), load(b)]);
+  if (first.width !== second.width || first.height !== second.height) return Infinity;
+  const read = (image) => {
+    const canvas = document.createElement("canvas");
+    canvas.width = image.width;
+    canvas.height = image.height;
+    const context = canvas.getContext("2d");
+    context.drawImage(image, 0, 0);
+    return context.getImageData(0, 0, image.width, image.height).data;
+  };
+  const x = read(first), y = read(second);
+  let changed = 0;
+  for (let i = 0; i < x.length; i++) if (Math.abs(x[i] - y[i]) > tolerance) changed++;
+  return changed;
+}"""
+
+
+def screenshot_changed(browser, old: bytes, new: bytes, tolerance: int = 8, max_values: int = 200) -> bool:
+    """More than ``max_values`` channel values differ by more than ``tolerance`` levels."""
+    import base64
+
+    page = browser.new_page()
+    try:
+        changed = page.evaluate(COMPARE_JS, [base64.b64encode(old).decode(), base64.b64encode(new).decode(), tolerance])
+    finally:
+        page.close()
+    return changed > max_values
