@@ -60,7 +60,7 @@ setup(
     version="0.1.0",
     description="Multi-tenant chat backend",
     python_requires=">=3.11",
-    packages=find_packages(exclude=["tests", "tests.*"]),
+    packages=find_packages(exclude=["tests", "tests.*", "testkit", "testkit.*"]),
     include_package_data=True,
     # The demo page's static files (/demo) ship in the wheel, and so in the Docker image.
     package_data={"chatsys.web": ["openapi.yaml", "demo/*.html", "demo/*.css", "demo/*.js"]},

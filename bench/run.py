@@ -108,7 +108,7 @@ class BenchRun:
         self.stack: Stack | None = None
         self.es_double: subprocess.Popen | None = None
         self.es_record: Path | None = None
-        self.trivial = None  # the HTTP baseline's chatsys-web (a tests.support.processes.Proc)
+        self.trivial = None  # the HTTP baseline's chatsys-web (a testkit.processes.Proc)
         self.conn = None
         self.seed: seeding.Seed | None = None
         self.db_number_base = 0

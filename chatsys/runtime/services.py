@@ -135,7 +135,7 @@ class Services:
             return ElasticsearchSearch.from_settings(self.settings)
         from chatsys.search.database import DatabaseSearch
 
-        return DatabaseSearch()  # searches through a session it is given (the web's request.search)
+        return DatabaseSearch.from_settings(self.settings)  # searches through a session it is given
 
     def close(self) -> None:
         """Release pooled connections (engines, Redis) that were built."""
