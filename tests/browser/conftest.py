@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import urllib3
 
+from testkit.processes import Processes, write_ini
 from tests.conftest import process_overrides
 from tests.support.db import TESTING_INI
 from tests.support.net import free_port
-from tests.support.processes import Processes, write_ini
 from tests.support.wait import wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
