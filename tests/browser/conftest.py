@@ -42,16 +42,18 @@ class Stack:
         return response.json() if response.data else {}
 
 
-def start_stack(tmp: Path, settings: dict, **web_settings: str) -> Stack:
-    """chatsys-web (one process), the relay and every consumer, as `make run` starts them."""
+def start_stack(tmp: Path, settings: dict, pipeline: bool = True, **web_settings: str) -> Stack:
+    """chatsys-web (one process) and, with ``pipeline``, the relay and every consumer, as
+    `make run` starts them."""
     port = free_port()
     ini = write_ini(
         tmp / "demo.ini", TESTING_INI, process_overrides(settings, **web_settings), listen=f"127.0.0.1:{port}"
     )
     procs = Processes(ini, tmp)
     procs.spawn("web", "chatsys-web", "--workers", "1")
-    procs.relay()
-    procs.worker("all")
+    if pipeline:
+        procs.relay()
+        procs.worker("all")
     base = f"http://127.0.0.1:{port}"
     http = urllib3.PoolManager(retries=False, timeout=5)
 

@@ -85,8 +85,9 @@ def stand_in():
 
 @pytest.fixture(scope="module")
 def stack(settings, topology, stand_in, tmp_path_factory):
-    """The web (and pipeline) with the page told where the stream is."""
-    stack = start_stack(tmp_path_factory.mktemp("demo-stream"), settings, **{"chatsys.demo_events_url": stand_in.url})
+    """The web, with the page told where the stream is (the stand-in sends the events)."""
+    url = {"chatsys.demo_events_url": stand_in.url}
+    stack = start_stack(tmp_path_factory.mktemp("demo-stream"), settings, pipeline=False, **url)
     yield stack
     stack.procs.stop_all()
 
