@@ -47,3 +47,13 @@ def test_the_stream_url_is_given_to_the_page_and_allowed_by_its_policy(settings,
     same_origin = CheckedTestApp(make_app(settings, **{"chatsys.demo_events_url": "/"})).get("/demo")
     assert events_meta(same_origin.text) == "/"
     assert "connect-src 'self';" in same_origin.headers["Content-Security-Policy"]
+
+
+def test_the_page_never_parses_text_as_html():
+    """Everything from the service reaches the page as text (search highlights included, split on
+    their <em> tags in demo.js); no API of the DOM that parses a string as HTML is called."""
+    from importlib import resources
+
+    script = resources.files("chatsys.web").joinpath("demo", "demo.js").read_text()
+    for sink in (".innerHTML", ".outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in script, sink
