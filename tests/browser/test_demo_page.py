@@ -203,3 +203,49 @@ def test_the_readme_screenshot(pages, stack):
     target = Path(__file__).resolve().parents[2] / "docs" / "demo.png"
     if not target.exists() or screenshot_changed(pages.browser, target.read_bytes(), png):
         target.write_bytes(png)
+
+
+def test_keyboard_alone_goes_through_the_page_in_reading_order_and_edits(pages):
+    page = pages.open()
+
+    def focused() -> str:
+        return page.evaluate("document.activeElement.id || document.activeElement.textContent")
+
+    expect(page.locator("#app-name")).to_be_focused()
+    order = []
+    for _ in range(3):
+        page.keyboard.press("Tab")
+        order.append(focused())
+    assert order == ["Create", "app-token", "Enter"]
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.type("keys")
+    page.keyboard.press("Enter")
+    expect(page.locator("#chat-name")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#message-body")).to_be_focused()
+    page.keyboard.type("typed, not clicked")
+    page.keyboard.press("Enter")
+    expect(body_of(page, 1)).to_have_text("typed, not clicked")
+    page.keyboard.press("Tab")
+    assert focused() == "Send"
+    page.keyboard.press("Tab")
+    assert focused() == "search-q"
+
+    # Back to the message's Edit button, Enter, new text, Enter: saved, and the focus returns.
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    expect(page.locator('#message-list .message[data-number="1"] button.edit')).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#edit-1")).to_be_focused()
+    page.keyboard.type("edited by keyboard")  # the old text is selected: typing replaces it
+    page.keyboard.press("Enter")
+    expect(body_of(page, 1)).to_have_text("edited by keyboard")
+    expect(page.locator('#message-list .message[data-number="1"] button.edit')).to_be_focused()
+    # Escape leaves an edit without saving.
+    page.keyboard.press("Enter")
+    page.keyboard.type("not saved")
+    page.keyboard.press("Escape")
+    expect(body_of(page, 1)).to_have_text("edited by keyboard")
