@@ -86,9 +86,12 @@ class Services:
     @functools.cached_property
     def read_engine(self) -> Engine:
         """Reads that change nothing: autocommit, so a SELECT is one round trip, with no BEGIN and
-        no ROLLBACK when the connection goes back to the pool (``pool_reset_on_return=None`` is
-        safe because no transaction is ever open on these connections)."""
-        return make_engine(self.settings, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+        no ROLLBACK when the session ends or the connection goes back to the pool
+        (``skip_autocommit_rollback``, ``pool_reset_on_return=None``: safe because no transaction
+        is ever open on these connections)."""
+        return make_engine(
+            self.settings, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, skip_autocommit_rollback=True
+        )
 
     @functools.cached_property
     def redis(self) -> Redis:
