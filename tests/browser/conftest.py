@@ -11,16 +11,10 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
-import urllib3
 
-from testkit.processes import Processes, write_ini
-from tests.conftest import process_overrides
-from tests.support.db import TESTING_INI
-from tests.support.net import free_port
-from tests.support.wait import wait_for
+from tests.support.stack import start_stack
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -28,47 +22,6 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 requires_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium; .ci/run does)"
 )
-
-
-@dataclass
-class Stack:
-    base: str
-    procs: Processes
-    http: urllib3.PoolManager
-
-    def api(self, method: str, path: str, body: dict | None = None) -> dict:
-        response = self.http.request(method, self.base + path, json=body)
-        assert response.status < 300, (response.status, response.data[:300])
-        return response.json() if response.data else {}
-
-
-def start_stack(tmp: Path, settings: dict, pipeline: bool = True, **web_settings: str) -> Stack:
-    """chatsys-web (one process) and, with ``pipeline``, the relay and every consumer, as
-    `make run` starts them."""
-    port = free_port()
-    ini = write_ini(
-        tmp / "demo.ini", TESTING_INI, process_overrides(settings, **web_settings), listen=f"127.0.0.1:{port}"
-    )
-    procs = Processes(ini, tmp)
-    procs.spawn("web", "chatsys-web", "--workers", "1")
-    if pipeline:
-        procs.relay()
-        procs.worker("all")
-    base = f"http://127.0.0.1:{port}"
-    http = urllib3.PoolManager(retries=False, timeout=5)
-
-    def ready() -> bool:
-        try:
-            return http.request("GET", f"{base}/readyz").status == 200
-        except urllib3.exceptions.HTTPError:
-            return False
-
-    try:
-        wait_for(ready, 60, interval=0.1, message="chatsys-web /readyz")
-    except AssertionError:
-        procs.stop_all()
-        raise AssertionError("the web did not start:\n" + procs.dump()) from None
-    return Stack(base, procs, http)
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import requires_chromium, start_stack
+from tests.browser.conftest import requires_chromium
 from tests.browser.test_demo_page import body_of, enter_by_token
+from tests.support.stack import start_stack
 
 pytestmark = requires_chromium
 
