@@ -297,20 +297,28 @@ def latencies(acked: dict[int, float], received: dict[int, list[float]], subscri
     }
 
 
-async def fan_out(stack: Stack, token: str, subscribers: int, rate: float, seconds: float, w1: Wrk | None):
+async def fan_out(
+    stack: Stack, gateway: psutil.Process, token: str, subscribers: int, rate: float, seconds: float, w1: Wrk | None
+):
     received: dict[int, list[float]] = {}
     subs = await open_many(stack.stream_port, [f"/v1/applications/{token}/chats/1/events"] * subscribers, received)
     try:
         url = f"http://127.0.0.1:{stack.web_port}/v1/applications/{token}/chats/1/messages"
         if w1 is not None:
             w1.start()
+        harness = psutil.Process()
+        cpu0 = (cpu_seconds([gateway]), sum(harness.cpu_times()[:2]), time.monotonic())
         acked = await poster(url, rate, seconds)
+        cpu1 = (cpu_seconds([gateway]), sum(harness.cpu_times()[:2]), time.monotonic())
         w1_result = await asyncio.get_running_loop().run_in_executor(None, w1.wait) if w1 is not None else None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and sum(len(v) for v in received.values()) < len(acked) * subscribers:
             await asyncio.sleep(0.1)
         result = latencies(acked, received, subscribers)
         result["disconnected"] = sum(s.closed for s in subs)
+        # Who used the cores while posting: the gateway, and this harness (subscribers + poster).
+        result["gateway_cpu_cores"] = round((cpu1[0] - cpu0[0]) / (cpu1[2] - cpu0[2]), 2)
+        result["harness_cpu_cores"] = round((cpu1[1] - cpu0[1]) / (cpu1[2] - cpu0[2]), 2)
         if w1_result is not None:
             result["w1"] = {
                 "throughput_rps": round(w1_result.throughput, 1),
@@ -369,7 +377,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print("idle:", json.dumps(report["idle"]), flush=True)
         report["polling"] = polling(stack, web, out, token, chats, args)
         print("polling:", json.dumps(report["polling"]), flush=True)
-        report["fanout"] = asyncio.run(fan_out(stack, token, args.fanout, args.rate, args.seconds, None))
+        report["fanout"] = asyncio.run(fan_out(stack, gateway, token, args.fanout, args.rate, args.seconds, None))
         print("fanout:", json.dumps(report["fanout"]), flush=True)
         script = w1_script(out, token, chats - 1)
         w1_alone = Wrk(f"{base}", script, "W1 create", args.seconds, args.connections).start().wait()
@@ -379,7 +387,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         print("w1 alone:", json.dumps(report["w1_alone"]), flush=True)
         w1 = Wrk(f"{base}", script, "W1 create", args.seconds, args.connections)
-        report["fanout_during_w1"] = asyncio.run(fan_out(stack, token, args.fanout, args.rate, args.seconds, w1))
+        report["fanout_during_w1"] = asyncio.run(
+            fan_out(stack, gateway, token, args.fanout, args.rate, args.seconds, w1)
+        )
         print("fanout during W1:", json.dumps(report["fanout_during_w1"]), flush=True)
         report["gateway_rss_mb_end"] = round(gateway.memory_info().rss / 2**20, 1)
         report["targets"] = {
