@@ -172,6 +172,9 @@ SETTINGS: dict[str, Setting] = {
     "relay.confirm_timeout": Setting("10", seconds()),
     "relay.idle_max": Setting("0.05", seconds()),
     "relay.linger": Setting("0.02", seconds(allow_zero=True)),
+    # The purge of published outbox rows (chatsys.outbox.purge, a thread of the relay): rows older
+    # than relay.retention go, relay.purge_batch per short transaction, back to back while a full
+    # batch is due, then every relay.purge_interval seconds.
     "relay.retention": Setting("3600", seconds(allow_zero=True)),
     "relay.purge_interval": Setting("10", seconds()),
     "relay.purge_batch": Setting("1000", integer(1, 100_000)),
