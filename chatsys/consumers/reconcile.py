@@ -95,7 +95,7 @@ class Outcome:
 
     repaired: int = 0  # parents whose count was off its flags (B) and was set right
     flipped: int = 0  # children whose flag was set to their liveness (A), their parents' counts with them
-    longest_lock: float = 0.0  # seconds, the longest any parent row stayed locked by the reconciler
+    longest_lock: float = 0.0  # seconds, the longest the reconciler held a parent's row (from granted to commit)
     skipped: bool = False  # another reconciler held the named lock
 
     def add(self, other: Outcome) -> None:
@@ -223,8 +223,8 @@ def _flip_flags(
         for parent, chunk_numbers in sorted(numbers.items()):
             # One parent per transaction, so a chunk over many small parents holds each briefly.
             with engine.begin() as conn:
-                started = time.monotonic()
                 conn.execute(q.lock_parents, {"ids": [parent]})
+                started = time.monotonic()  # held from here to the commit
                 # Each UPDATE reads its rows as they are now, and locks them: what it changes is
                 # exactly what the count must follow.
                 key = {"parent": parent, "numbers": chunk_numbers}
@@ -258,8 +258,8 @@ def _repair_drift(
         raise LockLost("the reconciler's named lock was lost; not repairing counts")
     for parent, d in drift:
         with engine.begin() as conn:
-            started = time.monotonic()
             conn.execute(q.lock_parents, {"ids": [parent]})
+            started = time.monotonic()
             conn.execute(q.add, {"id": parent, "n": -d})
         outcome.longest_lock = max(outcome.longest_lock, time.monotonic() - started)
         log.warning("%s %d: %s was off its rows by %+d, repaired", level.parent, parent, level.count_column, d)
