@@ -32,18 +32,19 @@ difference to the parent (+1 per 0 → 1, −1 per 1 → 0).  Commit.
 
 Why a chunk can be neither lost nor counted twice against the live counters consumer: the
 consumer, in one transaction per batch, locks the parents, then reads which of its children are
-still to flip, flips them and adds the difference.  Both of them flip a flag only while holding
-the parent's lock and only after reading the flag under that lock, and each adds to the count
-exactly the flips it made.  Whichever comes second finds the flag already where it wants it and
-adds nothing.  A flag therefore goes 0 → 1 once for every +1 on the count and 1 → 0 once for
-every −1, which is D unchanged.  A child deleted after the read that found it (the delete commits
-before this transaction locks the row) is re-read under the lock, so its flip is the right one;
-a child deleted afterwards waits for the commit and its ``message.deleted`` event takes it out as
-usual.  (A delete writes the child's row without its parent's lock; the UPDATE's own row lock is
-what orders the two.)  A child created after the read is not in the chunk: its own event counts it.  Lock
-order is the same everywhere (a parent, then its children), and creates, edits and deletions
-hold at most one parent and one child, so a chunk waits at most for a request's transaction (or
-one batch of the purger's) and cannot deadlock with them.
+still to flip (a READ COMMITTED read after the lock: it sees every chunk committed before it got
+the lock), flips them and adds the difference.  A chunk holds the same lock from before its
+UPDATEs to its commit.  So the two never interleave on one parent; each flips a flag only after
+reading it under the lock, and adds to the count exactly the flips it made; whichever comes
+second finds the flag already where it wants it and adds nothing.  A flag therefore goes 0 → 1
+once for every +1 on the count and 1 → 0 once for every −1: D unchanged.  Deletions take no
+parent lock; the child's row lock orders them with a chunk: a delete committed before the
+UPDATE reaches the row is seen by it (the flip is the right one), a delete that comes later waits
+for the chunk's commit and its ``message.deleted`` event takes the child out as usual.  A child
+created after the lock-free read is not in the chunk: its own event counts it.  Lock order is
+the same everywhere (a parent, then its children); a create holds one parent and inserts one
+child, an edit or a delete holds one child, so a chunk waits at most for a request's transaction
+(or one batch of the purger's) and cannot deadlock with them.
 
 **B, measured without a lock.**  One SELECT reads each parent's count and the sum of its
 children's flags: a single statement sees one snapshot, and every committed transaction changes
