@@ -60,7 +60,8 @@ from bench.stack import (
 
 log = logging.getLogger("bench.bigchat")
 DONE = re.compile(
-    r"recount done: (\d+) counts repaired, (\d+) flags set with their counts, a parent locked ([\d.]+) ms"
+    r"recount done: (\d+) counts repaired, (\d+) flags set with their counts, a parent locked ([\d.]+) ms at "
+    r"most \((\d+) short transactions; 99th percentile ([\d.]+) ms, median ([\d.]+) ms\)"
 )
 
 
@@ -260,6 +261,9 @@ class BigChatRun:
             "still_running_when_the_window_closed": running_at_end,
             "flags_set": int(found.group(2)) if found else None,
             "longest_parent_lock_ms": float(found.group(3)) if found else None,
+            "parent_lock_transactions": int(found.group(4)) if found else None,
+            "parent_lock_p99_ms": float(found.group(5)) if found else None,
+            "parent_lock_median_ms": float(found.group(6)) if found else None,
             "exit_status": recount.returncode,
         }
         log.info("  recount: %s", run["recount"])

@@ -66,7 +66,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine
@@ -96,13 +96,21 @@ class Outcome:
 
     repaired: int = 0  # parents whose count was off its flags (B) and was set right
     flipped: int = 0  # children whose flag was set to their liveness (A), their parents' counts with them
-    longest_lock: float = 0.0  # seconds, the longest the reconciler held a parent's row (from granted to commit)
+    holds: list[float] = field(default_factory=list)  # seconds each parent's row was held, grant to commit
     skipped: bool = False  # another reconciler held the named lock
+
+    @property
+    def longest_lock(self) -> float:
+        return max(self.holds, default=0.0)
+
+    def lock_percentile(self, q: float) -> float:
+        ordered = sorted(self.holds)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
     def add(self, other: Outcome) -> None:
         self.repaired += other.repaired
         self.flipped += other.flipped
-        self.longest_lock = max(self.longest_lock, other.longest_lock)
+        self.holds += other.holds
         self.skipped |= other.skipped
 
 
@@ -233,7 +241,7 @@ def _flip_flags(
                 uncounted_now = conn.execute(q.count_out, key).rowcount
                 if counted_now != uncounted_now:
                     conn.execute(q.add, {"id": parent, "n": counted_now - uncounted_now})
-            outcome.longest_lock = max(outcome.longest_lock, time.monotonic() - started)
+            outcome.holds.append(time.monotonic() - started)
             outcome.flipped += counted_now + uncounted_now
         if len(found) < chunk or (stopper is not None and stopper.stopping):
             return
@@ -262,7 +270,7 @@ def _repair_drift(
             conn.execute(q.lock_parents, {"ids": [parent]})
             started = time.monotonic()
             conn.execute(q.add, {"id": parent, "n": -d})
-        outcome.longest_lock = max(outcome.longest_lock, time.monotonic() - started)
+        outcome.holds.append(time.monotonic() - started)
         log.warning("%s %d: %s was off its rows by %+d, repaired", level.parent, parent, level.count_column, d)
     outcome.repaired += len(drift)
 

@@ -128,6 +128,7 @@ class RelaySettings:
     retention: float
     purge_interval: float
     purge_batch: int
+    purge_duty: float
     key_retention: float
     backoff_base: float
     backoff_max: float
@@ -226,6 +227,7 @@ class Relay:
             key_retention=self.settings.key_retention,
             interval=self.settings.purge_interval,
             batch=self.settings.purge_batch,
+            duty=self.settings.purge_duty,
         ).start()
         try:
             self._run()

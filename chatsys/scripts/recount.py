@@ -63,11 +63,15 @@ def main(argv=None) -> None:
             outcome = run_once(services.engine, args.batch, not args.no_progress, stopper, chunk=args.chunk)
             if not outcome.skipped:
                 log.info(
-                    "recount %s: %d counts repaired, %d flags set with their counts, a parent locked %.1f ms at most",
+                    "recount %s: %d counts repaired, %d flags set with their counts, a parent locked %.1f ms at "
+                    "most (%d short transactions; 99th percentile %.1f ms, median %.1f ms)",
                     "stopped" if stopper.stopping else "done",
                     outcome.repaired,
                     outcome.flipped,
                     outcome.longest_lock * 1000,
+                    len(outcome.holds),
+                    outcome.lock_percentile(0.99) * 1000,
+                    outcome.lock_percentile(0.5) * 1000,
                 )
             if args.every is None or stopper.wait(args.every):
                 break
