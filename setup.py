@@ -57,7 +57,7 @@ setup(
     version="0.1.0",
     description="Multi-tenant chat backend",
     python_requires=">=3.11",
-    packages=find_packages(exclude=["tests", "tests.*"]),
+    packages=find_packages(exclude=["tests", "tests.*", "testkit", "testkit.*"]),
     include_package_data=True,
     package_data={"chatsys.web": ["openapi.yaml"]},
     zip_safe=False,

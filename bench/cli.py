@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--skip",
         action="append",
         default=[],
-        choices=["W1", "W2", "W3", "W4", "W5"],
+        choices=["W1", "W2", "W3", "W1D", "W4", "W5"],
         help="leave a workload out (repeatable); W6 is measured during W1",
     )
     p.add_argument(

@@ -1,6 +1,6 @@
 """The Elasticsearch test double as a process of its own, noting when each document was indexed.
 
-``python -m bench.esdouble --record FILE`` starts :class:`tests.support.es_double.ElasticsearchDouble`
+``python -m bench.esdouble --record FILE`` starts :class:`testkit.es_double.ElasticsearchDouble`
 (the in-process double the test suite uses; the indexer worker writes to it through the real
 ``elasticsearch`` client), prints its URL on the first line of stdout, and appends
 ``doc_id<TAB>unix time`` to FILE for every document a bulk request applied — the moment the
@@ -30,7 +30,7 @@ import threading
 import time
 from typing import Any
 
-from tests.support.es_double import ElasticsearchDouble
+from testkit.es_double import ElasticsearchDouble
 
 
 class RecordingDouble(ElasticsearchDouble):

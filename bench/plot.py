@@ -17,6 +17,7 @@ SHORT = {
     "baseline.db": "DB base",
     "baseline.http_post": "HTTP POST base",
     "W1": "W1 create",
+    "W1D": "W1 + deletes",
     "baseline.http_get": "HTTP GET base",
     "W2": "W2 read",
     "W3.small": "W3 1k",

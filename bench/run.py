@@ -9,7 +9,8 @@ Order (each measured run is preceded by a check that the services answer and the
 3. ``repeats`` × [DB baseline, HTTP baseline POST, W1 with lag probes and memory sampling],
    interleaved so that each W1 run has baselines measured moments before it; the outbox is
    allowed to drain between repetitions.
-4. ``repeats`` × [HTTP baseline GET, W2]; then W3 on the small and on the large chat.
+4. ``repeats`` × [HTTP baseline GET, W2]; then W3 on the small and on the large chat; then
+   ``repeats`` × W1D (W1 with every tenth request a DELETE of a message W2 read).
 5. ``--profile``: one extra W1 run under py-spy (not in the medians).
 6. W4 with Elasticsearch: web and indexer restarted on the ES backend, pointed at the test double
    (its own process); ``repeats`` × W1-shaped load with probes measuring 201 → indexed.
@@ -108,7 +109,7 @@ class BenchRun:
         self.stack: Stack | None = None
         self.es_double: subprocess.Popen | None = None
         self.es_record: Path | None = None
-        self.trivial = None  # the HTTP baseline's chatsys-web (a tests.support.processes.Proc)
+        self.trivial = None  # the HTTP baseline's chatsys-web (a testkit.processes.Proc)
         self.conn = None
         self.seed: seeding.Seed | None = None
         self.db_number_base = 0
@@ -116,7 +117,7 @@ class BenchRun:
         self.results: dict[str, Any] = {
             "meta": {},
             "runs": {},
-            "lag": {"counted": [], "indexed": []},
+            "lag": {"counted": [], "counted_w1d": [], "indexed": []},
             "memory": [],
             "discarded": [],
             "search_queries": {},
@@ -138,6 +139,8 @@ class BenchRun:
                 self.phase("W2", self.do_w2)
             if "W3" not in skip:
                 self.phase("W3", self.do_w3)
+            if "W1D" not in skip:
+                self.phase("W1D", self.do_w1_deletes)
             if self.plan.profile:
                 self.phase("profile", self.do_profile)
             if "W4" not in skip:
@@ -603,6 +606,46 @@ class BenchRun:
             if not run.get("spoiled"):
                 self.results["lag"]["counted"].append({"rep": rep, **run.pop("lag_counted")})
                 self.results["memory"].append(run["memory"])
+
+    def do_w1_deletes(self) -> None:
+        """W1 with every tenth request a DELETE of a message W2 read (so it runs after W2 and W3):
+        throughput and latency beside W1's, the lag probes' 201 → counted, and how long after the
+        run every chat's ``messages_count`` equals its live messages (deletes are decrements)."""
+        self.scripts()
+        read = self.seed.read_chats
+        targets = [(chat, number) for number in range(1, read[0].messages + 1) for chat in read]
+        per_attempt = len(targets) // (self.plan.repeats * (1 + self.plan.retries))
+        self.wait_drained()
+        for rep in range(1, self.plan.repeats + 1):
+
+            def measure() -> dict:
+                taken, targets[:per_attempt] = targets[:per_attempt], []
+                requests = seeding.create_delete_requests(self.seed.write_chats, taken)
+                script = wrkmod.write_script(self.out / "w1d.lua", "W1D create + delete", requests)
+                return self.http_run(self.web_url, script, "W1D create + delete", self.plan.w1_s, probes=("counted",))
+
+            run = self.attempt("W1D", rep, measure)
+            run["drained_after_s"] = self.wait_drained()
+            run["counts_exact_after_s"] = self.wait_counts_exact(self.seed.write_chats + read)
+            self.record("W1D", run)
+            if not run.get("spoiled"):
+                self.results["lag"]["counted_w1d"].append({"rep": rep, **run.pop("lag_counted")})
+
+    def wait_counts_exact(self, chats: list[seeding.ChatInfo]) -> float | None:
+        """Seconds until each of ``chats`` has a messages_count equal to its live messages (None:
+        not within ``drain_wait_s``).  The DB baseline's chats are left out: its rows bypass the
+        pipeline on purpose."""
+        started = time.monotonic()
+        ids = tuple(chat.chat_id for chat in chats)
+        query = (
+            "SELECT COUNT(*) FROM chats c WHERE c.id IN %s AND c.messages_count <> "
+            "(SELECT COUNT(*) FROM messages m WHERE m.chat_id = c.id AND m.deleted_at IS NULL)"
+        )
+        while time.monotonic() - started < self.plan.drain_wait_s:
+            if self.db_query(query, (ids,))[0][0] == 0:
+                return round(time.monotonic() - started, 2)
+            time.sleep(0.1)
+        return None
 
     def do_w2(self) -> None:
         self.scripts()

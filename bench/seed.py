@@ -241,6 +241,21 @@ def create_requests(chats: list[ChatInfo], count: int = 1000, seed_: int = 11) -
     ]
 
 
+def create_delete_requests(
+    write_chats: list[ChatInfo], targets: list[tuple[ChatInfo, int]], every: int = 10, seed_: int = 17
+) -> list[tuple[str, str, str | None]]:
+    """W1D: W1's creates, with every ``every``-th request a DELETE of one of ``targets`` (seeded
+    messages, each deleted once: the script must not wrap around within a run)."""
+    rng = random.Random(seed_)
+    requests: list[tuple[str, str, str | None]] = []
+    for chat, number in targets:
+        for _ in range(every - 1):
+            chat_w = write_chats[len(requests) % len(write_chats)]
+            requests.append(("POST", f"{chat_w.path}/messages", json.dumps({"body": sentence(rng)})))
+        requests.append(("DELETE", f"{chat.path}/messages/{number}", None))
+    return requests
+
+
 def read_requests(chats: list[ChatInfo], count: int = 2000, seed_: int = 13) -> list[tuple[str, str, None]]:
     """W2: half pages of 50 (first page or after a random number), half single messages."""
     rng = random.Random(seed_)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Static checks of the Docker stack, for machines without a Docker engine (CI runs this):
 # both Compose implementations accept docker-compose.yml, HAProxy accepts its config, hadolint
-# finds nothing in the Dockerfile.  The structural rules are asserted by tests/unit/test_compose.py.
+# finds nothing in the Dockerfile.  The structural rules are asserted by tests/unit/deploy/test_compose.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -21,9 +21,9 @@ from tests.support.env import SERVER_ENV  # first: takes CHATSYS_* out of the en
 
 from chatsys import main
 from chatsys.runtime.settings import resolve_settings
+from testkit.processes import PROCESS_KEYS, Processes, write_ini
 from tests.support.db import TESTING_INI, create_database, drop_database, empty_tables
 from tests.support.es_targets import TARGETS, make_target
-from tests.support.processes import PROCESS_KEYS, Processes, write_ini
 from tests.support.webapp import CheckedTestApp
 
 RUN_ID = uuid.uuid4().hex[:8]
@@ -107,8 +107,8 @@ def testapp(wsgi_app, clean) -> CheckedTestApp:
 
 @pytest.fixture
 def es_double():
-    """A running Elasticsearch test double (tests/support/es_double.py) for this test."""
-    from tests.support.es_double import ElasticsearchDouble
+    """A running Elasticsearch test double (testkit/es_double.py) for this test."""
+    from testkit.es_double import ElasticsearchDouble
 
     with ElasticsearchDouble() as double:
         yield double

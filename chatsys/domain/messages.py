@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from chatsys.domain import packed
 from chatsys.domain.chats import ChatRef
 from chatsys.domain.errors import Deleted, NotFound
 from chatsys.domain.fields import json_value
@@ -78,13 +79,23 @@ BY_NUMBER = (MESSAGES.c.chat_id == bindparam("chat_id"), MESSAGES.c.number == bi
 READ_ONE = select(*COLUMNS, MESSAGES.c.deleted_at).where(*BY_NUMBER)
 LOCK_ONE = select(MESSAGES.c.id, *COLUMNS, MESSAGES.c.deleted_at).where(*BY_NUMBER).with_for_update()
 LIVE = MESSAGES.c.deleted_at.is_(None)
-PAGES = Keyset(select(*COLUMNS).where(MESSAGES.c.chat_id == bindparam("chat_id"), LIVE), MESSAGES.c.number)
+OF_CHAT = MESSAGES.c.chat_id == bindparam("chat_id")
+PAGES = Keyset(select(*COLUMNS).where(OF_CHAT, LIVE), MESSAGES.c.number)
+# The /v1 list's pages, each row its representation as JSON that MySQL builds (chatsys.domain.packed).
+SHOWN_PAGES = Keyset(
+    select(MESSAGES.c.number, packed.json_object(MESSAGES, SHOWN, KEYS[1:])).where(OF_CHAT, LIVE), MESSAGES.c.number
+)
 
 
 def representation(chat_number: int, row: Any) -> dict[str, Any]:
     """What clients see of a message: the /v1 JSON, an event's data, a search hit."""
     shown = {name: json_value(getattr(row, name)) for name in SHOWN}
     return {"chat_number": chat_number, "message_number": shown.pop("number"), **shown}
+
+
+def packed_representation(chat_number: int, row: Any) -> dict[str, Any]:
+    """:func:`representation` of a row of :data:`SHOWN_PAGES`."""
+    return {"chat_number": chat_number, **packed.unpack(row)}
 
 
 def event(event_type: str, chat: ChatRef, row: Any) -> dict[str, Any]:
@@ -128,6 +139,11 @@ def _live(row: Any) -> Any:
 
 def page(session: Session, chat: ChatRef, direction: str, cursor: int, limit: int) -> list[Any]:
     return PAGES.fetch(session, {"chat_id": chat.id}, direction, cursor, limit)
+
+
+def shown_page(session: Session, chat: ChatRef, direction: str, cursor: int, limit: int) -> list[Any]:
+    """A page of :data:`SHOWN_PAGES`: ``number`` and the packed representation."""
+    return SHOWN_PAGES.fetch(session, {"chat_id": chat.id}, direction, cursor, limit)
 
 
 def create(

@@ -58,6 +58,10 @@ def make_engine(settings: Mapping[str, Any], **options: Any) -> Engine:
         **{
             **{key: settings[f"sqlalchemy.{key}"] for key in ENGINE_KEYS},
             "isolation_level": "READ COMMITTED",
+            # Connection.close() already rolls back a transaction left open, so the pool's own
+            # ROLLBACK on every check-in (after each commit, too) is a round trip for nothing
+            # (docs/decisions.md, "No pre-ping, no pool reset on return").
+            "pool_reset_on_return": None,
             "connect_args": connect_args(settings),
             **options,
         },
@@ -86,9 +90,10 @@ class Services:
     @functools.cached_property
     def read_engine(self) -> Engine:
         """Reads that change nothing: autocommit, so a SELECT is one round trip, with no BEGIN and
-        no ROLLBACK when the connection goes back to the pool (``pool_reset_on_return=None`` is
-        safe because no transaction is ever open on these connections)."""
-        return make_engine(self.settings, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+        no ROLLBACK when the session ends or the connection goes back to the pool
+        (``skip_autocommit_rollback``: safe because no transaction is ever open on these
+        connections)."""
+        return make_engine(self.settings, isolation_level="AUTOCOMMIT", skip_autocommit_rollback=True)
 
     @functools.cached_property
     def redis(self) -> Redis:
@@ -135,7 +140,7 @@ class Services:
             return ElasticsearchSearch.from_settings(self.settings)
         from chatsys.search.database import DatabaseSearch
 
-        return DatabaseSearch()  # searches through a session it is given (the web's request.search)
+        return DatabaseSearch.from_settings(self.settings)  # searches through a session it is given
 
     def close(self) -> None:
         """Release pooled connections (engines, Redis) that were built."""

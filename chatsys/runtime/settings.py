@@ -168,6 +168,11 @@ SETTINGS: dict[str, Setting] = {
     "elasticsearch.url": Setting("http://127.0.0.1:9200", url("http://", "https://")),
     "elasticsearch.index": Setting("chatsys-messages", index_name),
     "elasticsearch.timeout": Setting("5", seconds()),
+    # The database search backend's bounds: messages one request examines at most (a page may
+    # come back short, with a cursor to go on), and the time one statement may take (MariaDB's
+    # max_statement_time, MySQL's max_execution_time).
+    "search.database_max_scan": Setting("20000", integer(100, 10_000_000)),
+    "search.database_time_limit": Setting("2", seconds(minimum=0.01, maximum=300)),
     # The web.
     "chatsys.max_body_bytes": Setting("65536", integer(1024, 1 << 20)),
     # How many items a bare-array list of the original API holds at most (the rest: ?before=).

@@ -16,6 +16,14 @@ the rows are scanned in chunks of number and body only, which start at a few pag
 grow, and the shown columns are read for the hits alone.  The scan is confined to one chat by the
 (chat_id, number) index.  There is no relevance score: ``sort=relevance`` gives newest first too.
 
+Each request examines at most ``search.database_max_scan`` messages: the statements are confined
+to a window of that many numbers below where the page starts (the chat's newest number on the
+first page), so their cost is bounded by the (chat_id, number) index whatever the chat's size.
+When the window holds fewer hits than the page asks for and older messages lie below it, the page
+comes back short, even empty, with a cursor that goes on below the window.  Every statement also
+runs under ``search.database_time_limit`` (MariaDB's ``max_statement_time``, MySQL's
+``max_execution_time``): one that takes longer fails as MySQL being busy, a 503.
+
 The statements are built once per number of words (:func:`statements`), with every value a bound
 parameter: building a select per search and walking it for SQLAlchemy's cache key cost more CPU
 than reading and highlighting a page of hits.
@@ -23,10 +31,12 @@ than reading and highlighting a page of hits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cache, lru_cache
+from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 from zope.interface import implementer
 
@@ -45,14 +55,13 @@ from chatsys.search.interfaces import (
 )
 from chatsys.search.query import MAX_WORDS, MIN_SUBSTRING, fold_char, fold_text, matches_all
 
-INT32_MAX = 2**31 - 1
 # Candidate rows per query when rows need checking in Python: the first chunk is FIRST_CHUNK
 # pages' worth, each next one GROWTH times larger, up to MAX_CHUNK.
 FIRST_CHUNK = 4
 GROWTH = 4
 MAX_CHUNK = 2000
-# Numbers are at most INT32_MAX: "before" this one is every message of the chat.
-FROM_NEWEST = INT32_MAX + 1
+DEFAULT_MAX_SCAN = 20_000
+DEFAULT_TIME_LIMIT = 2.0
 NEWEST_FIRST = MESSAGES.c.number.desc()
 SHOWN_BY_NUMBERS = (
     select(*COLUMNS)
@@ -63,17 +72,19 @@ SHOWN_BY_NUMBERS = (
     )
     .order_by(NEWEST_FIRST)
 )
+NEWEST_NUMBER = select(func.max(MESSAGES.c.number)).where(MESSAGES.c.chat_id == bindparam("chat_id"))
 
 
 class Statements:
     """A chat's messages whose bodies match the patterns ``w0`` … ``w{n-1}`` (REGEXP), numbered
-    below ``before``, newest first, at most ``limit``: their shown columns (``page``),
-    or only number and body (``candidates``)."""
+    from ``floor`` to below ``before``, newest first, at most ``limit``: their shown columns
+    (``page``), or only number and body (``candidates``)."""
 
     def __init__(self, n: int):
         matching = [
             MESSAGES.c.chat_id == bindparam("chat_id"),
             MESSAGES.c.number < bindparam("before"),
+            MESSAGES.c.number >= bindparam("floor"),
             MESSAGES.c.deleted_at.is_(None),
         ]
         matching += [MESSAGES.c.body.regexp_match(bindparam(f"w{i}")) for i in range(n)]
@@ -143,10 +154,24 @@ def pattern(word: str) -> str:
 class DatabaseSearch:
     name = "database"
 
-    def __init__(self, session: Session | None = None):
+    def __init__(
+        self,
+        session: Session | None = None,
+        max_scan: int = DEFAULT_MAX_SCAN,
+        time_limit: float = DEFAULT_TIME_LIMIT,
+    ):
         # The request's session (the web binds one per request: ``request.search``); a process
         # that only indexes (a worker, the reindex command) needs none.
         self.session = session
+        self.max_scan = max_scan
+        self.time_limit = time_limit
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> DatabaseSearch:
+        return cls(max_scan=settings["search.database_max_scan"], time_limit=settings["search.database_time_limit"])
+
+    def with_session(self, session: Session) -> DatabaseSearch:
+        return DatabaseSearch(session, self.max_scan, self.time_limit)
 
     def search(self, request: SearchRequest) -> SearchPage:
         if self.session is None:
@@ -154,15 +179,8 @@ class DatabaseSearch:
         before = cursors.decode(request, 1)[0] if request.cursor else None
         if not request.words:
             return SearchPage(hits=[], next_cursor=None)
-        query = statements(len(request.words))
-        values = {"chat_id": request.chat.chat_id, "before": FROM_NEWEST if before is None else before}
-        values |= {f"w{i}": pattern(word) for i, word in enumerate(request.words)}
-        rows = self.session.execute(query.page, {**values, "limit": request.limit + 1}).all()
-        if all(matches_all(row.body, request.words) for row in rows):
-            last = rows[request.limit - 1].number if len(rows) > request.limit else None
-            rows = rows[: request.limit]
-        else:
-            rows, last = self._checked(request, query, values)
+        with self._time_limit():
+            rows, last = self._page(request, before)
         hits = [
             SearchHit(
                 message=messages.representation(request.chat.chat_number, row),
@@ -172,6 +190,40 @@ class DatabaseSearch:
         ]
         next_cursor = cursors.encode(request, [last]) if last is not None else None
         return SearchPage(hits=hits, next_cursor=next_cursor)
+
+    def _page(self, request: SearchRequest, before: int | None) -> tuple[list, int | None]:
+        """The page's rows and the number the next page starts before, from a window of at most
+        ``max_scan`` numbers below ``before`` (below the chat's newest number + 1 at first)."""
+        chat_id = request.chat.chat_id
+        if before is None:
+            before = (self.session.execute(NEWEST_NUMBER, {"chat_id": chat_id}).scalar() or 0) + 1
+        floor = max(before - self.max_scan, 1)
+        query = statements(len(request.words))
+        values = {"chat_id": chat_id, "before": before, "floor": floor}
+        values |= {f"w{i}": pattern(word) for i, word in enumerate(request.words)}
+        rows = self.session.execute(query.page, {**values, "limit": request.limit + 1}).all()
+        if all(matches_all(row.body, request.words) for row in rows):
+            last = rows[request.limit - 1].number if len(rows) > request.limit else None
+            rows = rows[: request.limit]
+        else:
+            rows, last = self._checked(request, query, values)
+        if last is None and floor > 1:
+            last = floor  # the window is done and older messages lie below it: go on there
+        return rows, last
+
+    @contextmanager
+    def _time_limit(self) -> Iterator[None]:
+        """Every statement of the block under ``time_limit`` seconds, on this session's connection."""
+        connection = self.session.connection()
+        if connection.dialect.is_mariadb:
+            variable, value = "max_statement_time", self.time_limit
+        else:
+            variable, value = "max_execution_time", round(self.time_limit * 1000)
+        connection.exec_driver_sql(f"SET SESSION {variable} = %s", (value,))
+        try:
+            yield
+        finally:
+            connection.exec_driver_sql(f"SET SESSION {variable} = DEFAULT")
 
     def _checked(self, request: SearchRequest, query: Statements, values: dict) -> tuple[list, int | None]:
         """The page's rows whose bodies pass the check, newest first, and the number the next page

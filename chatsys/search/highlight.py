@@ -32,6 +32,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from chatsys.search.query import MIN_SUBSTRING, occurrences
 
@@ -47,6 +48,7 @@ _JAVA_SPACE = "".join(map(chr, range(33)))  # what Java's String.trim() removes
 # Sentence ends (the JDK's rules, simplified): terminators, closing punctuation, spaces.
 _SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f\uff0e\u203c\u2047-\u2049]+[\"')\]}\u00bb\u2019\u201d]*\s*")
 _STERM = re.compile(r"[!?\u3002\uff01\uff1f\u203c\u2047-\u2049]")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")  # two UTF-16 units each
 _WORD_SEGMENT = re.compile(r"\w+(?:['.\u2019:-]\w+)*|\s+|.", re.DOTALL)
 
 # Lucene's PassageScorer defaults.
@@ -85,14 +87,14 @@ def sentence_boundaries(text: str) -> list[int]:
 
 def word_boundaries(text: str) -> list[int]:
     """Offsets where the JDK's word iterator breaks ``text`` (words keep inner ``' . : -``)."""
-    return [0] + [m.end() for m in _WORD_SEGMENT.finditer(text)]
+    return list(accumulate(map(len, _WORD_SEGMENT.findall(text)), initial=0))
 
 
 class _Units:
     """Code point offsets of a text to and from UTF-16 offsets."""
 
     def __init__(self, text: str) -> None:
-        self.wide = [i for i, c in enumerate(text) if c > "\uffff"]
+        self.wide = [match.start() for match in _ASTRAL.finditer(text)]
         self.length = self.to16(len(text))
 
     def to16(self, offset: int) -> int:

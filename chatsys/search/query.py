@@ -30,6 +30,8 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from bisect import bisect_left
+from itertools import accumulate
 
 MAX_QUERY_LENGTH = 256
 MIN_SUBSTRING = 3  # shorter words match word starts only (the trigram subfield needs 3)
@@ -105,6 +107,10 @@ def word_spans(text: str) -> list[tuple[int, int]]:
         return [m.span() for m in _ASCII_WORD.finditer(text)]
     spans = []
     for match in _ANY_WORD.finditer(text):
+        run = match.group()
+        if run.isalpha() or run.isdecimal():  # the common case, checked in C
+            spans.append(match.span())
+            continue
         start = None
         for index in range(match.start(), match.end()):
             if is_word_char(text[index]):
@@ -139,7 +145,7 @@ def occurrences(body: str, word: str) -> list[tuple[int, int]]:
             for start, end in word_spans(lowered)
             if end - start >= len(target) and lowered.startswith(target, start)
         ]
-    return _occurrences([fold_char(c) for c in body], body, word)
+    return _occurrences(fold_units(body), body, word)
 
 
 def matches_all(body: str, query_words: tuple[str, ...]) -> bool:
@@ -161,8 +167,15 @@ def matches_all(body: str, query_words: tuple[str, ...]) -> bool:
                 return False
         else:
             return True
-    folded = [fold_char(c) for c in body]
+    folded = fold_units(body)
     return all(_occurrences(folded, body, word) for word in query_words)
+
+
+def fold_units(text: str) -> list[str]:
+    """Each character of ``text`` folded (:func:`fold_char`), looked up once per distinct
+    character: a 10,000-character body has a few dozen."""
+    table = {char: fold_char(char) for char in set(text)}
+    return list(map(table.__getitem__, text))
 
 
 def _find_all(text: str, target: str) -> list[int]:
@@ -177,28 +190,37 @@ def _occurrences(folded_body: list[str], body: str, word: str) -> list[tuple[int
     folded_word = [fold_char(c) for c in word]
     if len(word) >= MIN_SUBSTRING:
         return _substrings(folded_body, folded_word)
+    # A body word matches when its first units, folded, spell the target exactly (whole units,
+    # at most MAX_PREFIX of them): compared in the joined folded body, unit k at starts[k].
     target = "".join(folded_word)
+    joined = "".join(folded_body)
+    starts = [0, *accumulate(map(len, folded_body))]
     found = []
     for start, end in word_spans(body):
-        prefix = ""
-        for index in range(start, min(end, start + MAX_PREFIX)):
-            prefix += folded_body[index]
-            if prefix == target:
-                found.append((start, index + 1))
-                break
-            if not target.startswith(prefix):
-                break
+        at = starts[start]
+        if not joined.startswith(target, at):
+            continue
+        stop = bisect_left(starts, at + len(target))  # the unit where the spelled prefix ends
+        if starts[stop] == at + len(target) and stop <= min(end, start + MAX_PREFIX):
+            found.append((start, stop))
     return found
 
 
 def _substrings(body: list[str], word: list[str]) -> list[tuple[int, int]]:
     """Where the word's folded 3-character windows equal the body's at consecutive positions."""
-    if all(len(f) == 1 for f in body) and all(len(f) == 1 for f in word):
-        return [(at, at + len(word)) for at in _find_all("".join(body), "".join(word))]
-    body_grams = ["".join(body[i : i + MIN_SUBSTRING]) for i in range(len(body) - MIN_SUBSTRING + 1)]
+    joined = "".join(body)
+    if len(joined) == len(body) and all(len(f) == 1 for f in word):
+        return [(at, at + len(word)) for at in _find_all(joined, "".join(word))]
+    # Gram k of the body is joined[starts[k]:starts[k + 3]]: the first word gram is found by
+    # str.find, at unit starts only, and the rest compared there (linear, not per position).
+    starts = [0, *accumulate(map(len, body))]
     word_grams = ["".join(word[i : i + MIN_SUBSTRING]) for i in range(len(word) - MIN_SUBSTRING + 1)]
-    return [
-        (k, k + len(word))
-        for k in range(len(body_grams) - len(word_grams) + 1)
-        if body_grams[k : k + len(word_grams)] == word_grams
-    ]
+    last = len(body) - len(word)
+    found = []
+    for at in _find_all(joined, word_grams[0]):
+        k = bisect_left(starts, at)
+        if k > last or starts[k] != at:
+            continue
+        if all(joined[starts[k + i] : starts[k + i + MIN_SUBSTRING]] == gram for i, gram in enumerate(word_grams)):
+            found.append((k, k + len(word)))
+    return found

@@ -28,7 +28,7 @@ def request_search(request) -> ISearch:
     """``request.search``: the configured backend; the database one searches through the
     request's own session (one connection per request)."""
     backend = request.services.search
-    return DatabaseSearch(request.dbsession) if backend.name == "database" else backend
+    return backend.with_session(request.dbsession) if isinstance(backend, DatabaseSearch) else backend
 
 
 def includeme(config) -> None:

@@ -12,11 +12,11 @@ import uuid
 
 import pytest
 
+from testkit.processes import Processes, write_ini
 from tests.conftest import amqp_channel, process_overrides
 from tests.faults.harness import Report, System, WireTap
 from tests.support.db import TESTING_INI
 from tests.support.net import free_port
-from tests.support.processes import Processes, write_ini
 
 REPORTS: list[Report] = []
 

@@ -24,8 +24,8 @@ import pika
 import urllib3
 from sqlalchemy import text
 
+from testkit.processes import Proc, Processes
 from tests.support.pipeline import count_drift, indexed, message_truth, outbox_status
-from tests.support.processes import Proc, Processes
 from tests.support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from chatsys.broker.topology import CONSUMERS
 from chatsys.runtime import faults
+from testkit.processes import write_ini
 from tests.faults.harness import (
     Load,
     check_invariants,
@@ -25,7 +26,6 @@ from tests.faults.harness import (
     services,
 )
 from tests.support.pipeline import outbox_status, queue_depth
-from tests.support.processes import write_ini
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.faults

@@ -77,3 +77,22 @@ def test_lock_waits_end_before_a_client_gives_up(settings):
                 conn.execute(text("DELETE FROM consumer_failures WHERE consumer = 'lock'"))
     finally:
         engine.dispose()
+
+
+def test_a_request_sends_no_rollback_it_does_not_need(testapp, monkeypatch):
+    """A read (autocommit) needs no ROLLBACK at all, and a create's COMMIT leaves nothing to roll
+    back when its connection goes back to the pool: a ROLLBACK there is a round trip per request."""
+    import pymysql.connections
+
+    token = create_application(testapp)["app_token"]
+    create_chat(testapp, token)
+    rollbacks = []
+    original = pymysql.connections.Connection.rollback
+    monkeypatch.setattr(pymysql.connections.Connection, "rollback", lambda conn: rollbacks.append(1) or original(conn))
+    create_message(testapp, token, 1, "hello")
+    testapp.get(messages_url(token, 1))
+    testapp.get(messages_url(token, 1) + "/1")
+    assert rollbacks == []
+    # A write that fails after its transaction began still rolls it back.
+    testapp.post_json(messages_url(token, 99), {"body": "x"}, status=404)
+    assert rollbacks

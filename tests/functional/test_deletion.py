@@ -141,7 +141,7 @@ def test_a_deleted_chat_is_gone_at_once_and_purged_in_the_background(testapp, pr
 def test_a_deleted_application_stops_working_at_once_and_is_purged(testapp, procs, engine, process_ini):
     import subprocess
 
-    from tests.support.processes import BIN
+    from testkit.processes import BIN
 
     token = chat_with_messages(testapp)
     create_chat(testapp, token, "second")

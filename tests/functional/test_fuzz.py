@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy import text
 
 from chatsys.web.openapi import load_spec
+from testkit.processes import Processes, write_ini
 from tests.conftest import process_overrides
 from tests.support.db import TABLES, TESTING_INI
 from tests.support.net import free_port
-from tests.support.processes import Processes, write_ini
 from tests.support.wait import wait_for
 
 schema = schemathesis.openapi.from_dict(load_spec())

@@ -10,10 +10,10 @@ import time
 import pytest
 import urllib3
 
+from testkit.processes import Processes, write_ini
 from tests.conftest import process_overrides
 from tests.support.db import TESTING_INI
 from tests.support.net import free_port
-from tests.support.processes import Processes, write_ini
 from tests.support.wait import wait_for
 
 # Under the 64 KiB body limit, so that validation (not the size check) has to refuse them.

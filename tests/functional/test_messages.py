@@ -34,6 +34,30 @@ def test_create_and_get(testapp):
     assert fetched == created
 
 
+TRICKY_BODIES = [
+    "plain",
+    'quotes " and \\ backslashes \\" and / slashes',
+    "line\nbreaks\r\nand\ttabs",
+    "controls \x01\x1f\x7f and separators \u2028\u2029",
+    "emoji 🙂👍🏽 and CJK 漢字 and RTL שלום",
+    "</script><b>markup</b> &amp; entities",
+    "x" * 10_000,
+]
+
+
+def test_a_listed_message_is_the_message_as_created_read_and_edited(testapp):
+    """The /v1 list reads each row as JSON that MySQL builds (chatsys.domain.packed); the
+    create, the single read and the edit build it in Python from the columns: the same JSON."""
+    token = setup_chat(testapp)
+    created = [create_message(testapp, token, 1, body) for body in TRICKY_BODIES]
+    edited = testapp.patch_json(messages_url(token, 1) + "/2", {"body": "edited \u00e9"}).json
+    created[1] = edited
+    listed = testapp.get(messages_url(token, 1), {"limit": 100}).json["data"]
+    read = [testapp.get(f"{messages_url(token, 1)}/{m['message_number']}").json for m in created]
+    assert listed == created == read
+    assert [list(m) for m in listed] == [list(m) for m in read]  # the same keys in the same order
+
+
 def test_patch_raises_version_and_changes_body(testapp, engine):
     token = setup_chat(testapp)
     create_message(testapp, token, 1, "first")

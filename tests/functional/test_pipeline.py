@@ -213,7 +213,7 @@ def test_one_channel_for_both_queues_settles_each_delivery_once(testapp, procs, 
 def test_recount_during_traffic_then_late_events_change_nothing(testapp, procs, engine, process_ini):
     import subprocess
 
-    from tests.support.processes import BIN
+    from testkit.processes import BIN
 
     procs.relay()  # events are published but no worker consumes them yet: all "in flight"
     token = seed(testapp, apps=1, chats=2, messages=4)[0]
@@ -279,7 +279,7 @@ def test_broker_restart_while_creates_continue(testapp, procs, engine, settings)
 def test_deadletters_cli_lists_and_replays_after_a_fix(testapp, procs, engine, settings, broker, process_ini):
     import subprocess
 
-    from tests.support.processes import BIN
+    from testkit.processes import BIN
 
     def cli(*args: str) -> str:
         result = subprocess.run(
@@ -342,7 +342,7 @@ def test_replay_moves_each_dead_letter_once_and_reports_poison_that_comes_straig
     the queue empty (thousands of re-dead-letterings, each a database row and an ERROR line)."""
     import subprocess
 
-    from tests.support.processes import BIN
+    from testkit.processes import BIN
 
     worker = procs.worker("counters")
     wait_for(lambda: "consuming" in worker.output(), message="worker consuming")
@@ -385,9 +385,9 @@ def test_replay_moves_each_dead_letter_once_and_reports_poison_that_comes_straig
 def test_unroutable_events_stay_visible_then_park_then_replay(testapp, procs, engine, settings, broker, tmp_path):
     import subprocess
 
+    from testkit.processes import BIN, write_ini
     from tests.conftest import process_overrides
     from tests.support.db import TESTING_INI
-    from tests.support.processes import BIN, write_ini
 
     ini = write_ini(
         tmp_path / "impatient.ini",
@@ -427,9 +427,9 @@ def test_unroutable_events_stay_visible_then_park_then_replay(testapp, procs, en
 
 
 def test_relay_purges_old_published_rows_and_expired_idempotency_keys(procs, engine, settings, tmp_path):
+    from testkit.processes import write_ini
     from tests.conftest import process_overrides
     from tests.support.db import TESTING_INI
-    from tests.support.processes import write_ini
 
     with engine.begin() as conn:
         for i, age in enumerate((7200, 7200, 10)):  # seconds ago
@@ -466,9 +466,9 @@ def test_a_backlog_goes_out_in_overlapping_batches_each_event_once(testapp, proc
     """Small batches, two in flight: the broker's multiple-acks then span batch boundaries, and a
     batch is claimed while the one before it awaits its confirms.  Every event reaches the
     exchange exactly once (no fault was injected) and every count is right."""
+    from testkit.processes import write_ini
     from tests.conftest import process_overrides
     from tests.support.db import TESTING_INI
-    from tests.support.processes import write_ini
 
     token = create_application(testapp, "backlog")["app_token"]
     for _ in range(3):

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import urllib3
 
+from testkit.processes import write_ini
 from tests.conftest import process_overrides
 from tests.support.db import ROOT, TESTING_INI
 from tests.support.net import free_port
-from tests.support.processes import write_ini
 from tests.support.wait import wait_for
 
 

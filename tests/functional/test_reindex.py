@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 from chatsys.search.elasticsearch import ElasticsearchSearch
 from chatsys.search.interfaces import ChatScope, SearchRequest
 from chatsys.search.query import words
+from testkit.processes import BIN, write_ini
 from tests.conftest import process_overrides
 from tests.support import seed
 from tests.support.db import TESTING_INI
 from tests.support.es_targets import EsTarget
-from tests.support.processes import BIN, write_ini
 from tests.support.search_cases import document
 
 MESSAGES = 20_000

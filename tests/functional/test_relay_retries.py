@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import text
 
 from chatsys.models import utcnow
+from testkit.processes import BIN, write_ini
 from tests.conftest import amqp_channel, process_overrides
 from tests.support.api import create_application, create_chat, create_message
 from tests.support.db import TESTING_INI
 from tests.support.pipeline import count_drift, outbox_status, wait_drained
-from tests.support.processes import BIN, write_ini
 from tests.support.wait import wait_for
 
 

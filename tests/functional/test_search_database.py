@@ -104,6 +104,63 @@ def test_sparse_short_word_hits_are_found_across_growing_chunks(engine, clean, l
     assert pages == -(-len(expected) // limit)  # every page full but the last, and no empty page
 
 
+@pytest.mark.parametrize("sparse", [False, True], ids=["sql-decides", "python-checks"])
+def test_a_request_examines_at_most_max_scan_messages_and_the_cursor_goes_on(engine, clean, sparse):
+    """1,000 messages, hits only among the oldest 30, and a scan cap of 100: no request reads more
+    than 100 messages, the first pages come back empty with a cursor, and following the cursors
+    finds every hit once, newest first."""
+    from tests.support.search_cases import CaseMessage
+
+    hit, miss = ("ab at the start", "xab inside") if sparse else ("needle here", "hay only")
+    bodies = [CaseMessage(n, f"{hit if n <= 30 else miss} {n}") for n in range(1, 1001)]
+    chats = load(engine, bodies)
+    query = "ab" if sparse else "needle"
+    examined: list[int] = []
+
+    def count_rows(conn, cursor, statement, parameters, context, executemany):
+        if "REGEXP" in statement and isinstance(parameters, dict):
+            examined.append(parameters["before"] - parameters["floor"])
+
+    from sqlalchemy import event
+
+    event.listen(engine, "before_cursor_execute", count_rows)
+    try:
+        with Session(engine) as session:
+            backend = DatabaseSearch(session, max_scan=100)
+            seen, cursor, pages = [], None, []
+            while True:
+                page = backend.search(request_for(chats, query, limit=20, cursor=cursor))
+                pages.append(len(page.hits))
+                seen += [h.message_number for h in page.hits]
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+    finally:
+        event.remove(engine, "before_cursor_execute", count_rows)
+    assert seen == list(range(30, 0, -1))
+    assert pages[:9] == [0] * 9  # numbers 1000 down to 101: nine windows of 100 without a hit
+    assert examined and max(examined) <= 100
+
+
+def test_every_statement_runs_under_the_time_limit_and_the_limit_is_lifted_after(engine, clean):
+    """A statement past ``search.database_time_limit`` is stopped by the server (an
+    OperationalError: the web's 503), and the connection goes back to the pool without it."""
+    from sqlalchemy.exc import OperationalError
+
+    from tests.support.search_cases import CaseMessage
+
+    variable = "max_statement_time" if engine.dialect.is_mariadb else "max_execution_time"
+    chats = load(engine, [CaseMessage(1, "nothing to see")])
+    with Session(engine) as session:
+        backend = DatabaseSearch(session, time_limit=0.2)
+        with backend._time_limit():
+            assert float(session.execute(text(f"SELECT @@SESSION.{variable}")).scalar()) in (0.2, 200)
+            with pytest.raises(OperationalError):
+                session.execute(text("SELECT SLEEP(5) FROM messages RIGHT JOIN (SELECT 1) one ON 1 = 1")).all()
+        assert float(session.execute(text(f"SELECT @@SESSION.{variable}")).scalar()) == 0
+        assert [hit.message_number for hit in backend.search(request_for(chats, "nothing")).hits] == [1]
+
+
 def test_search_api_highlights_and_paginates(testapp):
     token = create_application(testapp)["app_token"]
     create_chat(testapp, token)

@@ -9,12 +9,12 @@ import pika
 import pytest
 from sqlalchemy import text
 
+from testkit.processes import write_ini
 from tests.conftest import amqp_channel, make_app, process_overrides
 from tests.support.api import create_application, create_chat, create_message, messages_url
 from tests.support.db import TESTING_INI
 from tests.support.es_targets import DOUBLE_ONLY, EsTarget
 from tests.support.pipeline import message_truth, queue_depth, wait_drained
-from tests.support.processes import write_ini
 from tests.support.wait import wait_for
 from tests.support.webapp import CheckedTestApp
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from testkit.processes import Processes, write_ini
 from tests.conftest import process_overrides
 from tests.support.db import TESTING_INI
-from tests.support.processes import Processes, write_ini
 
 SCRIPTS = [
     ("chatsys-web", "--workers", "1"),

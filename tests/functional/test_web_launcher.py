@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit.processes import Processes
 from tests.support.net import free_port
-from tests.support.processes import Processes
 from tests.support.wait import wait_for
 
 SLOW_INI = """\

@@ -17,8 +17,8 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from chatsys.search.elasticsearch import ElasticsearchSearch
+from testkit.es_double import ElasticsearchDouble
 from tests.support.env import SERVER_ENV
-from tests.support.es_double import ElasticsearchDouble
 from tests.support.noida_gaps import Gap
 
 REAL_URL_ENV = "CHATSYS_ELASTICSEARCH_URL"

@@ -1,5 +1,5 @@
 """noida-db, a local server speaking the Elasticsearch 8 REST API, as a second search engine for
-the tests (the first is the in-process double, tests/support/es_double.py).
+the tests (the first is the in-process double, testkit/es_double.py).
 
 :class:`NoidaServer` starts ``noida-db start --only elasticsearch`` on a free port with a data
 directory of its own and stops it; the test session starts one and shares it (each test works

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.support.es_double import ElasticsearchDouble
+from testkit.es_double import ElasticsearchDouble
 
 
 @pytest.fixture

@@ -286,7 +286,10 @@ def test_highlight_merge_and_fallback() -> None:
     }
     hit = _search_hit({"_source": source, "sort": [2]})
     assert hit.highlight == "&lt;i&gt;" + "x" * 147
-    assert hit.message == source
+    # The hit's message is its source, with every key a message has (a field the document
+    # predates shows as null until the next reindex).
+    assert {key: hit.message[key] for key in source} == source
+    assert set(hit.message) == set(messages.KEYS)
 
 
 # -- cursors -----------------------------------------------------------------------------------

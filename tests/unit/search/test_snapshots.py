@@ -20,7 +20,7 @@ from chatsys.search.cursor import encode as encode_cursor
 from chatsys.search.elasticsearch import ElasticsearchSearch
 from chatsys.search.interfaces import SORT_NEWEST, SORT_RELEVANCE, ChatScope, SearchRequest
 from chatsys.search.query import words
-from tests.support.es_double import RecordedRequest
+from testkit.es_double import RecordedRequest
 from tests.support.search_cases import document
 from tests.support.snapshots import assert_snapshot
 

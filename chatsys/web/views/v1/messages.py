@@ -24,8 +24,8 @@ def create_message(context, request):
 def list_messages(context, request):
     return page(
         request,
-        lambda direction, cursor, limit: messages.page(request.dbsession, context, direction, cursor, limit),
-        lambda row: messages.representation(context.number, row),
+        lambda direction, cursor, limit: messages.shown_page(request.dbsession, context, direction, cursor, limit),
+        lambda row: messages.packed_representation(context.number, row),
     )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 # The checkout these tests belong to: its code is what the children import, even where the venv
 # belongs to another checkout (a git worktree sharing it), whose editable install points there.
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 # The settings a child process's ini must carry to use a run's own database, Redis key prefix,
 # RabbitMQ names and search backend (the tests and the benchmark both generate such inis).

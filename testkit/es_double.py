@@ -10,7 +10,7 @@ mappings and aliases; exists; get, also by ``*`` pattern; delete; ``_settings``;
 aliases (``_aliases`` actions, applied all or nothing; ``_alias``; one write index per alias),
 ``_bulk`` index actions with external versioning, required routing, ``dynamic: strict`` and
 ``require_alias``, GET of a document, refresh (documents become searchable at a refresh only),
-``_search`` (:mod:`tests.support.es_engine`), ``_count`` of everything and ``_cluster/health``.  Every response carries
+``_search`` (:mod:`testkit.es_engine`), ``_count`` of everything and ``_cluster/health``.  Every response carries
 ``X-Elastic-Product: Elasticsearch``.  A request the double does not emulate gets a 400 saying
 so, never a silent approximation.
 """
@@ -32,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tests.support.es_engine import (
+from testkit.es_engine import (
     Doc,
     EsError,
     IndexMapping,
