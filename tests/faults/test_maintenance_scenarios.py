@@ -16,7 +16,7 @@ import urllib3
 from sqlalchemy import text
 
 from tests.faults.harness import Load, check_invariants
-from tests.support.processes import BIN, write_ini
+from testkit.processes import BIN, write_ini
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.faults

@@ -53,7 +53,7 @@ def test_a_large_backlog_is_purged_beside_creates_without_touching_claimed_rows(
 ):
     from tests.conftest import process_overrides
     from tests.support.db import TESTING_INI
-    from tests.support.processes import write_ini
+    from testkit.processes import write_ini
 
     total = 200_000
     backlog(engine, total, "published", age_seconds=3600)
