@@ -15,8 +15,8 @@ import pytest
 import urllib3
 from sqlalchemy import text
 
-from tests.faults.harness import Load, check_invariants
 from testkit.processes import BIN, write_ini
+from tests.faults.harness import Load, check_invariants
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.faults

@@ -51,9 +51,9 @@ def ids_of(engine, sql: str) -> list:
 def test_a_large_backlog_is_purged_beside_creates_without_touching_claimed_rows(
     testapp, procs, engine, settings, tmp_path
 ):
+    from testkit.processes import write_ini
     from tests.conftest import process_overrides
     from tests.support.db import TESTING_INI
-    from testkit.processes import write_ini
 
     total = 200_000
     backlog(engine, total, "published", age_seconds=3600)
