@@ -1,7 +1,7 @@
 """chatsys-recount <ini>: bring every chats_count / messages_count back to its rows.
 
 Safe while traffic flows, and it never stalls it: no chat or application row stays locked longer
-than one chunk of flags takes to set (``--chunk``, 500 rows: milliseconds), whatever the chat's
+than one chunk of flags takes to set (``--chunk``, 200 rows: milliseconds), whatever the chat's
 size (chatsys.consumers.reconcile says how, and why nothing is lost or counted twice).  Resumable:
 it walks parents by id.  One runs at a time (a MySQL named lock); a second one says so and does
 nothing.  With --every N it runs again every N seconds, as the safety net behind the counters
@@ -19,7 +19,7 @@ from chatsys.scripts import parser
 log = logging.getLogger("chatsys.recount")
 
 
-def run_once(engine, batch: int, show_progress: bool, stopper: Stopper, chunk: int = 500) -> Outcome:
+def run_once(engine, batch: int, show_progress: bool, stopper: Stopper, chunk: int = 200) -> Outcome:
     outcome = Outcome()
     with exclusive(engine) as still_exclusive:
         if still_exclusive is None:
@@ -52,7 +52,7 @@ def run_once(engine, batch: int, show_progress: bool, stopper: Stopper, chunk: i
 def main(argv=None) -> None:
     p = parser(__doc__)
     p.add_argument("--batch", type=int, default=100, help="parents read at a time")
-    p.add_argument("--chunk", type=int, default=500, help="children whose flags one short transaction sets, at most")
+    p.add_argument("--chunk", type=int, default=200, help="children whose flags one short transaction sets, at most")
     p.add_argument("--every", type=float, default=None, metavar="SECONDS", help="repeat forever")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     args = p.parse_args(argv)
