@@ -151,3 +151,15 @@ def test_the_purge_takes_published_rows_only_and_skips_locked_ones(engine, clean
         other.rollback()
     assert purge_events(engine, retention=60, batch=4) == 7
     assert outbox_status(engine) == {"published": 5, "pending": 10, "parked": 10}
+
+
+def test_through_a_backlog_the_purge_rests_for_its_duty(engine, clean):
+    backlog(engine, 10, "published", age_seconds=3600)
+    rests: list[float] = []
+    # A quarter of its time deleting: after each full batch, three times as long as it took.
+    assert purge_events(engine, retention=60, batch=3, duty=0.25, wait=rests.append) == 10
+    assert len(rests) == 3 and all(r > 0 for r in rests)  # after the three full batches only
+    rests.clear()
+    backlog(engine, 4, "published", age_seconds=3600, first=100)
+    assert purge_events(engine, retention=60, batch=3, duty=1.0, wait=rests.append) == 4
+    assert rests == []  # flat out
