@@ -43,6 +43,9 @@ tests_require = [
     # A local server speaking the Elasticsearch 8 REST API: the search suites run on it as well as
     # on the in-process double (tests/support/noida.py).
     "noida-db==0.2.3",
+    # The /demo page's browser tests (tests/browser/) drive Debian's chromium through it; no
+    # browser download (`playwright install`) is needed or done.
+    "playwright==1.65.2",
 ]
 
 # The benchmark harness (bench/, `make bench`): process sampling, the plot, the profiler.
@@ -59,7 +62,8 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(exclude=["tests", "tests.*", "testkit", "testkit.*"]),
     include_package_data=True,
-    package_data={"chatsys.web": ["openapi.yaml"]},
+    # The demo page's static files (/demo) ship in the wheel, and so in the Docker image.
+    package_data={"chatsys.web": ["openapi.yaml", "demo/*.html", "demo/*.css", "demo/*.js"]},
     zip_safe=False,
     install_requires=requires,
     extras_require={"test": tests_require, "bench": bench_require},

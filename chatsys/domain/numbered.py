@@ -8,6 +8,7 @@ event describing the row.  The caller's transaction (pyramid_tm) commits all of 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -34,6 +35,7 @@ class IdempotencyRace(Exception):
 mark_error_retryable(IdempotencyRace)
 
 INSERT_KEY = insert(IdempotencyKey.__table__)
+_insert = functools.cache(insert)  # one INSERT statement per table, built once
 # MySQL's ER_DUP_ENTRY.  Each INSERT of a create can break one unique key only, so the code alone
 # says which: the row's (parent, number), since its id is the server's AUTO_INCREMENT, or the
 # idempotency record's primary key.  Not the key's name, which changed with migration 0003.
@@ -90,7 +92,7 @@ def create_numbered(
     row = values(number)
     try:
         # lastrowid: the AUTO_INCREMENT id, which is not the primary key of every table (messages).
-        row["id"] = session.execute(insert(table), row).lastrowid
+        row["id"] = session.execute(_insert(table), row).lastrowid
     except IntegrityError as exc:
         if is_duplicate(exc):
             allocator.reseed(sequence)

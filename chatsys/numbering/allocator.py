@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cache
 
 from pyramid_retry import mark_error_retryable
 from redis import Redis
@@ -90,15 +91,22 @@ class ParentGone(Exception):
     """The parent was deleted (or never existed) when its child was to be numbered."""
 
 
+@cache
+def _lock_statement(table: str, mark: str):
+    # Built once per kind (the names are the Sequence's constants): a statement built per request
+    # costs its cache key on every execution.
+    return text(f"SELECT {mark} FROM {table} WHERE id = :parent_id AND deleted_at IS NULL FOR UPDATE")
+
+
+@cache
+def _record_statement(table: str, mark: str):
+    return text(f"UPDATE {table} SET {mark} = :number WHERE id = :parent_id")
+
+
 def lock_parent(connection, sequence: Sequence) -> int:
     """Lock the parent's row until the create's transaction ends; return its high-water mark."""
-    mark = connection.execute(
-        text(
-            f"SELECT {sequence.mark} FROM {sequence.parent_table} "
-            "WHERE id = :parent_id AND deleted_at IS NULL FOR UPDATE"
-        ),
-        {"parent_id": sequence.parent_id},
-    ).scalar()
+    statement = _lock_statement(sequence.parent_table, sequence.mark)
+    mark = connection.execute(statement, {"parent_id": sequence.parent_id}).scalar()
     if mark is None:
         raise ParentGone(sequence.kind)
     return int(mark)
@@ -107,7 +115,7 @@ def lock_parent(connection, sequence: Sequence) -> int:
 def record_number(connection, sequence: Sequence, number: int) -> None:
     """Raise the parent's high-water mark to ``number`` (its row is locked: :func:`lock_parent`)."""
     connection.execute(
-        text(f"UPDATE {sequence.parent_table} SET {sequence.mark} = :number WHERE id = :parent_id"),
+        _record_statement(sequence.parent_table, sequence.mark),
         {"number": number, "parent_id": sequence.parent_id},
     )
 

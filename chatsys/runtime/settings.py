@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 # Environment variables may override URLs and the search backend only (the configuration contract).
 ENV_OVERRIDES = {
@@ -124,6 +125,26 @@ def _max_age(raw: str) -> str:
     return value
 
 
+def events_base(raw: str) -> str:
+    """Where a browser reaches the event-stream gateway: empty (no stream), a path on the page's
+    own origin ("/" behind a proxy that routes …/events there) or an http(s) origin, with an
+    optional path prefix; no query, fragment or credentials (the page appends the /v1 path)."""
+    value = raw.strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https"):
+        if not parts.hostname:
+            raise ValueError("must name a host, e.g. http://127.0.0.1:6545")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not hold credentials: the browser's page would show them")
+    elif parts.scheme or not value.startswith("/") or value.startswith("//"):
+        raise ValueError("must be empty, a path starting with one '/', or an http:// or https:// URL")
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ValueError("must have no query string or fragment")
+    return value.rstrip("/") or "/"
+
+
 def index_name(raw: str) -> str:
     """An Elasticsearch index or alias name: lower case, not starting with '-', '_', '+' or '.'."""
     value = name(raw)
@@ -181,6 +202,9 @@ SETTINGS: dict[str, Setting] = {
     "chatsys.ready_cache_seconds": Setting("1", seconds(allow_zero=True, maximum=60)),
     # Seconds the outbox gauges of /metrics are reused, however many scrapers ask.
     "chatsys.metrics_cache_seconds": Setting("5", seconds(allow_zero=True, maximum=300)),
+    # The /demo page's live updates: the event-stream gateway's base URL as the browser reaches it
+    # (its …/events paths are appended); empty: the page polls the REST API instead.
+    "chatsys.demo_events_url": Setting("", events_base),
     # The outbox relay.
     "relay.batch_size": Setting("1000", integer(1, 100_000)),
     "relay.in_flight": Setting("2", integer(1, 16)),

@@ -28,6 +28,10 @@ def includeme(config) -> None:
     config.add_route("ready", "/readyz")
     config.add_route("metrics", "/metrics")
 
+    # The demo page (views/demo.py) and its static files: a client of the public /v1 API only.
+    config.add_route("demo", "/demo")
+    config.add_route("demo.static", "/demo/static/*subpath")
+
     # chatsys's own API.
     route("v1.applications.collection", "/v1/applications", POST)
     route("v1.applications.item", V1_APP, GET + PATCH + DELETE, r.application)

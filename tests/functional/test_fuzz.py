@@ -9,11 +9,8 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy import text
 
 from chatsys.web.openapi import load_spec
-from testkit.processes import Processes, write_ini
-from tests.conftest import process_overrides
-from tests.support.db import TABLES, TESTING_INI
-from tests.support.net import free_port
-from tests.support.wait import wait_for
+from tests.support.db import TABLES
+from tests.support.stack import start_stack
 
 schema = schemathesis.openapi.from_dict(load_spec())
 
@@ -22,25 +19,9 @@ EXAMPLES = 25  # per operation: a bounded run for CI; raise it locally to dig de
 
 @pytest.fixture(scope="module")
 def web(settings, tmp_path_factory):
-    import urllib3
-
-    tmp = tmp_path_factory.mktemp("fuzz")
-    port = free_port()
-    ini = write_ini(tmp / "fuzz.ini", TESTING_INI, process_overrides(settings), listen=f"127.0.0.1:{port}")
-    procs = Processes(ini, tmp)
-    procs.spawn("web", "chatsys-web", "--workers", "1")
-    base = f"http://127.0.0.1:{port}"
-    http = urllib3.PoolManager(retries=False, timeout=2)
-
-    def up() -> bool:
-        try:
-            return http.request("GET", f"{base}/healthz").status == 200
-        except urllib3.exceptions.HTTPError:
-            return False
-
-    wait_for(up, 60, message="web up")
-    yield base
-    procs.stop_all()
+    stack = start_stack(tmp_path_factory.mktemp("fuzz"), settings, pipeline=False, probe="/healthz", timeout=2)
+    yield stack.base
+    stack.procs.stop_all()
 
 
 def snapshot(engine) -> dict[str, int]:

@@ -10,11 +10,7 @@ import time
 import pytest
 import urllib3
 
-from testkit.processes import Processes, write_ini
-from tests.conftest import process_overrides
-from tests.support.db import TESTING_INI
-from tests.support.net import free_port
-from tests.support.wait import wait_for
+from tests.support.stack import start_stack
 
 # Under the 64 KiB body limit, so that validation (not the size check) has to refuse them.
 HOSTILE_TEXT = "a" * 65000 + "\u0000"
@@ -22,23 +18,9 @@ HOSTILE_TEXT = "a" * 65000 + "\u0000"
 
 @pytest.fixture(scope="module")
 def web(settings, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("hostile")
-    port = free_port()
-    ini = write_ini(tmp / "web.ini", TESTING_INI, process_overrides(settings), listen=f"127.0.0.1:{port}")
-    procs = Processes(ini, tmp)
-    procs.spawn("web", "chatsys-web", "--workers", "2")
-    base = f"http://127.0.0.1:{port}"
-    http = urllib3.PoolManager(retries=False, timeout=5, maxsize=8)
-
-    def up() -> bool:
-        try:
-            return http.request("GET", f"{base}/healthz").status == 200
-        except urllib3.exceptions.HTTPError:
-            return False
-
-    wait_for(up, 60, message="the web answers /healthz")
-    yield base, http
-    procs.stop_all()
+    stack = start_stack(tmp_path_factory.mktemp("hostile"), settings, pipeline=False, workers=2, probe="/healthz")
+    yield stack.base, urllib3.PoolManager(retries=False, timeout=5, maxsize=8)
+    stack.procs.stop_all()
 
 
 @pytest.mark.parametrize(

@@ -7,20 +7,13 @@ import configparser
 import json
 
 import pytest
-import urllib3
 
-from testkit.processes import Processes, write_ini
-from tests.conftest import process_overrides
-from tests.support.db import TESTING_INI
-from tests.support.net import free_port
+from tests.support.stack import start_stack
 from tests.support.wait import wait_for
 
 
-@pytest.fixture
-def stack(settings, broker, tmp_path):
-    """A web, the relay and both consumers, logging at DEBUG (chatsys) and INFO (the rest)."""
-    port = free_port()
-    ini = write_ini(tmp_path / "logs.ini", TESTING_INI, process_overrides(settings), listen=f"127.0.0.1:{port}")
+def verbose(ini) -> None:
+    """chatsys's loggers at DEBUG, the others at INFO."""
     config = configparser.RawConfigParser()
     config.optionxform = str
     config.read(ini)
@@ -28,29 +21,23 @@ def stack(settings, broker, tmp_path):
     config.set("logger_chatsys", "level", "DEBUG")
     with open(ini, "w") as handle:
         config.write(handle)
-    procs = Processes(ini, tmp_path)
-    procs.spawn("web", "chatsys-web", "--workers", "1")
-    procs.relay()
-    procs.worker("all")
-    base = f"http://127.0.0.1:{port}"
-    http = urllib3.PoolManager(retries=False, timeout=10)
+
+
+@pytest.fixture
+def stack(settings, broker, tmp_path):
+    """A web, the relay and both consumers, logging verbosely."""
+    running = start_stack(tmp_path, settings, timeout=10, edit_ini=verbose)
 
     def call(method: str, path: str, body=None, **headers):
         data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
-        res = http.request(method, base + path, body=data, headers={"Content-Type": "application/json", **headers})
+        res = running.http.request(
+            method, running.base + path, body=data, headers={"Content-Type": "application/json", **headers}
+        )
         is_json = res.headers.get("Content-Type", "").startswith("application/json")
         return res.status, (json.loads(res.data) if is_json else None), res
 
-    wait_for(lambda: _status(call, "GET", "/healthz") == 200, 60, message="the web answers /healthz")
-    yield procs, call
-    procs.stop_all()
-
-
-def _status(call, method, path) -> int | None:
-    try:
-        return call(method, path)[0]
-    except urllib3.exceptions.HTTPError:
-        return None
+    yield running.procs, call
+    running.procs.stop_all()
 
 
 def test_no_log_line_of_any_process_holds_an_application_token(stack):

@@ -101,3 +101,29 @@ def test_database_connections_skip_tls_unless_the_url_or_db_tls_asks_for_it():
     assert "ssl_disabled" not in connect_args(with_ca)
     preferred = resolve_settings({"db.tls": "preferred"}, environ={})
     assert "ssl_disabled" not in connect_args(preferred)
+
+
+@pytest.mark.parametrize(
+    "raw,parsed",
+    [
+        ("", ""),
+        ("  ", ""),
+        ("/", "/"),
+        ("/stream/", "/stream"),
+        ("http://127.0.0.1:6545", "http://127.0.0.1:6545"),
+        ("https://chat.example/stream/", "https://chat.example/stream"),
+    ],
+)
+def test_the_demo_pages_stream_url_is_empty_a_path_or_an_http_origin(raw, parsed):
+    s = resolve_settings({"chatsys.demo_events_url": raw}, environ={})
+    assert s["chatsys.demo_events_url"] == parsed
+    assert resolve_settings(s, environ={}) == s
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["stream", "//host:1", "ws://host:1", "http://", "http://user:pw@host", "http://h/?a=1", "/events#x"],
+)
+def test_a_demo_stream_url_the_page_could_not_use_is_refused(raw):
+    with pytest.raises(SettingsError, match=r"chatsys\.demo_events_url"):
+        resolve_settings({"chatsys.demo_events_url": raw}, environ={})
