@@ -52,6 +52,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=["W1", "W2", "W3", "W1D", "W4", "W5"],
         help="leave a workload out (repeatable); W6 is measured during W1",
     )
+    p.add_argument(
+        "--bigchat",
+        action="store_true",
+        help="instead of the workloads: create p99 beside chatsys-recount and an outbox purge on a "
+        "1,000,000-message chat (bench/bigchat.py; --duration, --connections, --repeats apply)",
+    )
+    p.add_argument("--bigchat-messages", type=int, default=1_000_000, help="messages of --bigchat's chat")
+    p.add_argument("--bigchat-outbox", type=int, default=1_000_000, help="published outbox rows --bigchat purges")
     p.add_argument("--name", help="database / Redis prefix / RabbitMQ namespace (default chatsys_bench)")
     p.add_argument("--base-ini", help="ini the generated one starts from (default development.ini)")
     p.add_argument("--out", type=Path, help="results directory (default bench/results/<UTC timestamp>)")
@@ -113,6 +121,24 @@ def finish(results: dict, plan: plans.Plan, out: Path) -> dict:
     return report
 
 
+def bigchat(args: argparse.Namespace) -> int:
+    from bench import bigchat as scenario
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    lock = open(RESULTS / f".{args.name or 'chatsys_bench'}_bigchat.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print("another --bigchat run uses this name; wait for it or pass --name", file=sys.stderr)
+        return 2
+    out = args.out or RESULTS / (datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-bigchat")
+    out.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(out / "bench.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+    return scenario.main(args, out)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if "--stream" in argv:  # the stream workload runs on its own stack (bench/stream.py)
@@ -140,6 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     from bench.run import BenchRun
     from bench.wrk import WrkMissing, ensure_wrk
 
+    if args.bigchat:
+        sys.exit(bigchat(args))
     plan = make_plan(args)
     try:
         ensure_wrk(install=True)

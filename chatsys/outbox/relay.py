@@ -44,7 +44,7 @@ A crash anywhere before the commit rolls the claim back: the rows are published 
 the consumers, which are idempotent, absorb the duplicates.  Idle polling backs off from a few
 milliseconds to ``idle_max`` seconds and snaps back to the linger when there is work, which keeps
 the commit-to-publish latency well under a second without hammering MySQL.  Published rows are purged
-in small batches after ``retention`` seconds.
+in bounded batches after ``retention`` seconds, on a thread of their own (chatsys.outbox.purge).
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ from chatsys.broker.topology import Topology
 from chatsys.models import utcnow
 from chatsys.models.outbox import PARKED, PENDING, PUBLISHED
 from chatsys.outbox.events import CONTENT_TYPE
+from chatsys.outbox.purge import OutboxPurge
 from chatsys.runtime.faults import RELAY_AFTER_CLAIM, RELAY_AFTER_CONFIRM, fault_point
 from chatsys.runtime.settings import resolve_settings
 from chatsys.runtime.stats import RateLog
@@ -111,14 +112,6 @@ MARK_RETRY = text(
     f"next_attempt_at = IF(status = '{PARKED}', :parked_until, :retry_at), "
     f"last_error = IF(status = '{PARKED}', last_error, :error) WHERE id IN :ids"
 ).bindparams(bindparam("ids", expanding=True))
-PURGE = text(
-    f"DELETE FROM outbox_events WHERE status = '{PUBLISHED}' AND next_attempt_at < :cutoff "
-    "ORDER BY next_attempt_at LIMIT :limit"
-)
-# Idempotency keys are promised for at least a day (the OpenAPI document); the relay is the one
-# process that always runs, so it does this housekeeping too.
-PURGE_KEYS = text("DELETE FROM idempotency_keys WHERE created_at < :cutoff ORDER BY created_at LIMIT :limit")
-PURGE_BUDGET = 0.5  # seconds of purging per purge interval at most, so publishing never starves
 NACKED = "nacked by the broker"
 
 
@@ -135,6 +128,7 @@ class RelaySettings:
     retention: float
     purge_interval: float
     purge_batch: int
+    purge_duty: float
     key_retention: float
     backoff_base: float
     backoff_max: float
@@ -214,7 +208,6 @@ class Relay:
         self._next_tag = 0
         self._timer = None  # the one pending tick
         self._idle = 0.0
-        self._last_purge = 0.0
         self._last_parked_claim = 0.0
         self._reconnect_delay = 0.5
         self._blocked = False  # the broker blocked this connection (a resource alarm)
@@ -228,6 +221,21 @@ class Relay:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         log.info("relay starting (batch %d, exchange %s)", self.settings.batch_size, self.topology.events_exchange)
+        purge = OutboxPurge(
+            self.engine,
+            retention=self.settings.retention,
+            key_retention=self.settings.key_retention,
+            interval=self.settings.purge_interval,
+            batch=self.settings.purge_batch,
+            duty=self.settings.purge_duty,
+        ).start()
+        try:
+            self._run()
+        finally:
+            purge.stop()
+        log.info("relay stopped")
+
+    def _run(self) -> None:
         while not self._stopping:
             try:
                 self._declare_topology()
@@ -251,7 +259,6 @@ class Relay:
             if not self._stopping:
                 self._sleep(self._reconnect_delay)
                 self._reconnect_delay = min(self._reconnect_delay * 2, 5.0)
-        log.info("relay stopped")
 
     def stop(self) -> None:
         """Stop after the batch in flight is finished (thread- and signal-safe)."""
@@ -352,7 +359,6 @@ class Relay:
         if self._channel is None or self._blocked or len(self._batches) >= self.settings.in_flight:
             return  # a finishing batch, or the unblocking, schedules the next tick
         try:
-            self._maybe_purge()
             claimed = self._claim()
         except sqlalchemy.exc.DBAPIError as exc:
             log.warning("MySQL unavailable: %s", exc.__class__.__name__)
@@ -606,28 +612,6 @@ class Relay:
                 pass  # rolled back by closing: the rows are simply claimed again later
             finally:
                 batch.conn.close()
-
-    def _maybe_purge(self) -> None:
-        """Delete published rows past their retention (and expired idempotency keys) in small
-        batches, until none is left or the time budget is spent."""
-        now = time.monotonic()
-        if now - self._last_purge < self.settings.purge_interval:
-            return
-        self._last_purge = now
-        for statement, retention, what in (
-            (PURGE, self.settings.retention, "published outbox rows"),
-            (PURGE_KEYS, self.settings.key_retention, "idempotency keys"),
-        ):
-            cutoff = utcnow() - timedelta(seconds=retention)
-            total = 0
-            while time.monotonic() - now < PURGE_BUDGET:
-                with self.engine.begin() as conn:
-                    deleted = conn.execute(statement, {"cutoff": cutoff, "limit": self.settings.purge_batch}).rowcount
-                total += deleted
-                if deleted < self.settings.purge_batch:
-                    break
-            if total:
-                log.info("purged %d %s older than %gs", total, what, retention)
 
 
 def _as_bytes(payload) -> bytes:

@@ -90,6 +90,17 @@ def seconds(minimum: float = 0.0, maximum: float | None = None, allow_zero: bool
     return parse
 
 
+def fraction(raw: str) -> float:
+    """A share: more than 0, at most 1."""
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("must be a number more than 0 and at most 1") from None
+    if not 0.0 < value <= 1.0:  # NaN fails too
+        raise ValueError("must be more than 0 and at most 1")
+    return value
+
+
 def url(*schemes: str) -> Parser:
     def parse(raw: str) -> str:
         value = raw.strip()
@@ -216,9 +227,14 @@ SETTINGS: dict[str, Setting] = {
     "relay.confirm_timeout": Setting("10", seconds()),
     "relay.idle_max": Setting("0.05", seconds()),
     "relay.linger": Setting("0.02", seconds(allow_zero=True)),
+    # The purge of published outbox rows (chatsys.outbox.purge, a thread of the relay): rows older
+    # than relay.retention go, relay.purge_batch per short transaction, back to back while a full
+    # batch is due, then every relay.purge_interval seconds.
     "relay.retention": Setting("3600", seconds(allow_zero=True)),
     "relay.purge_interval": Setting("10", seconds()),
     "relay.purge_batch": Setting("1000", integer(1, 100_000)),
+    # Through a backlog, the share of its time the purge spends deleting (it rests the rest).
+    "relay.purge_duty": Setting("0.5", fraction),
     "relay.idempotency_retention": Setting("86400", seconds()),
     "relay.backoff_base": Setting("0.5", seconds()),
     "relay.backoff_max": Setting("300", seconds()),

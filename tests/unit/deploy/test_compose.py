@@ -280,3 +280,29 @@ def test_the_proxy_routes_event_streams_to_the_gateway_with_long_timeouts(servic
     assert re.search(r"timeout server (\d+)h", backend)  # hours: a stream outlives a request's 60 s
     check = " ".join(services["stream"]["healthcheck"]["test"])
     assert "http://127.0.0.1:6545/readyz" in check
+
+
+MEMORY = re.compile(r"^(\d+)([kmg])b?$", re.IGNORECASE)
+
+
+def size(text: str) -> int:
+    number, unit = MEMORY.match(str(text)).groups()
+    return int(number) * 1024 ** "kmg".index(unit.lower()) * 1024
+
+
+def test_every_server_has_a_memory_limit_and_settings_that_fit_it(services):
+    """Issue 27: RabbitMQ's quorum-queue WAL (512 MiB by default) and the MySQL buffer pool sized
+    for the containers' memory, with room left for the rest of each server."""
+    limits = {name: size(services[name]["mem_limit"]) for name in SERVERS}
+    mysql = dict(arg.removeprefix("--").split("=", 1) for arg in services["mysql"]["command"])
+    assert size(mysql["innodb-buffer-pool-size"]) <= limits["mysql"] * 0.6
+    erl = services["rabbitmq"]["environment"]["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"].split()
+    ra = {erl[i + 1]: erl[i + 2] for i, arg in enumerate(erl) if arg == "-ra"}
+    rabbit = {erl[i + 1]: erl[i + 2] for i, arg in enumerate(erl) if arg == "-rabbit"}
+    wal = int(ra["wal_max_size_bytes"])
+    watermark = int(re.fullmatch(r"\{absolute,(\d+)\}", rabbit["vm_memory_high_watermark"]).group(1))
+    assert wal <= limits["rabbitmq"] // 8 and wal + watermark <= limits["rabbitmq"] * 0.7
+    redis = dict(zip(services["redis"]["command"][1::2], services["redis"]["command"][2::2], strict=False))
+    assert size(redis["--maxmemory"]) <= limits["redis"] // 2  # the rest: the AOF rewrite's fork
+    heap = dict(re.findall(r"-(Xms|Xmx)(\S+)", services["elasticsearch"]["environment"]["ES_JAVA_OPTS"]))
+    assert size(heap["Xmx"]) <= limits["elasticsearch"] // 2
