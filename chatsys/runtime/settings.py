@@ -156,6 +156,19 @@ def events_base(raw: str) -> str:
     return value.rstrip("/") or "/"
 
 
+def origins(raw: str) -> str:
+    """Space-separated browser origins (``scheme://host[:port]``, nothing after it), checked."""
+    found = []
+    for value in raw.split():
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or value.rstrip("/") != value:
+            raise ValueError(f"{value!r} is not an origin such as http://127.0.0.1:6543")
+        if parts.path or parts.query or parts.fragment or parts.username is not None:
+            raise ValueError(f"{value!r} is not an origin: nothing may follow the host and port")
+        found.append(value)
+    return " ".join(found)
+
+
 def index_name(raw: str) -> str:
     """An Elasticsearch index or alias name: lower case, not starting with '-', '_', '+' or '.'."""
     value = name(raw)
@@ -269,6 +282,9 @@ SETTINGS: dict[str, Setting] = {
     "stream.catchup_concurrency": Setting("16", integer(1, 1000)),
     # Seconds a new stream may wait for the gateway's first contact with the broker (else 503).
     "stream.ready_timeout": Setting("10", seconds()),
+    # Pages on these origins may open streams from the browser (CORS): the web's own origin when
+    # the gateway listens on another port (make run); empty behind a proxy that serves both.
+    "stream.allow_origins": Setting("", origins),
     # pyramid_retry: how often a request that hit a real race (a taken number, a deadlock) runs.
     "retry.attempts": Setting("5", integer(1, 20)),
 }

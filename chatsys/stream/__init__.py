@@ -36,6 +36,7 @@ class StreamSettings:
     prefetch: int = 1000
     catchup_concurrency: int = 16
     ready_timeout: float = 10.0
+    allow_origins: str = ""  # space-separated
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> StreamSettings:

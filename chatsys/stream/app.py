@@ -78,6 +78,24 @@ def last_event_id(request: web.Request) -> int | None | str:
     return int(raw)
 
 
+def cors(request: web.Request, settings: StreamSettings) -> dict[str, str]:
+    """The CORS headers of an answer to a page on an allowed origin (an EventSource's request
+    needs no preflight), else none."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin in settings.allow_origins.split():
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    return {}
+
+
+@web.middleware
+async def allowed_origins(request: web.Request, handler) -> web.StreamResponse:
+    """Every answer of the gateway (streams, their 404s and 503s) carries the CORS headers."""
+    response = await handler(request)
+    if not response.prepared:
+        response.headers.update(cors(request, request.app[SETTINGS]))
+    return response
+
+
 async def events(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings, hub, source = app[SETTINGS], app[HUB], app[SOURCE]
@@ -106,7 +124,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         except TimeoutError:
             return error(503, "unavailable", "The event stream is not reachable.", {"Retry-After": "1"})
 
-    response = web.StreamResponse(status=200, headers=HEADERS)
+    response = web.StreamResponse(status=200, headers={**HEADERS, **cors(request, settings)})
     await response.prepare(request)
     sub = hub.add(token, chat, position)  # type: ignore[arg-type]
     sub.transport = request.transport  # type: ignore[assignment]
@@ -179,7 +197,7 @@ async def metrics_view(request: web.Request) -> web.Response:
 
 
 def make_app(services: Services, settings: StreamSettings) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[allowed_origins])
     hub = Hub(settings.client_buffer_bytes)
     app[HUB] = hub
     app[SERVICES] = services

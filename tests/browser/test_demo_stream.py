@@ -1,11 +1,10 @@
 """/demo's live updates through an event stream, and its fallback to polling.
 
-The stream gateway (issue 25) does not exist yet, so the page is pointed
-(``chatsys.demo_events_url``) at a stand-in that speaks the contract that issue gives: Server-Sent
-Events at ``/v1/applications/{token}/chats/{n}/events``, ``message.created`` / ``message.updated``
-/ ``message.deleted`` with the /v1 representation and its ``version``, and ``reset`` to reload
-through REST.  It sends only what a test tells it to, so what the page shows came from the stream.
-Once the gateway lands, these tests should run against it instead.
+Most tests point the page (``chatsys.demo_events_url``) at a stand-in that speaks the gateway's
+contract (Server-Sent Events at ``/v1/applications/{token}/chats/{n}/events``, ``message.*``
+events with the /v1 representation and its ``version``, ``reset`` to reload through REST) and
+sends only what a test tells it to: stale versions, resets and outages on cue.
+``test_demo_live.py`` runs the page against the real ``chatsys-stream``.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import http.client
 import secrets
 import socket
 import time
@@ -275,3 +276,29 @@ def test_streams_survive_and_resume_across_a_broker_restart(testapp, gateway):
     assert resumed.message_numbers() == list(range(6, 26))
     stay.close()
     resumed.close()
+
+
+def test_pages_of_allowed_origins_may_open_streams_and_no_others(testapp, procs, settings, tmp_path):
+    """CORS for the /demo page of `make run`, whose origin is the web's, not the gateway's: the
+    stream and its refusals name an allowed origin back; another origin gets no such header."""
+    allowed = "http://127.0.0.1:6543"
+    ini = stream_ini(settings, tmp_path, **{"stream.allow_origins": f"{allowed} http://localhost:6543"})
+    gateway = Gateway(procs, ini).start()
+    token = testapp.post_json("/v1/applications", {"name": "cors"}).json["app_token"]
+    testapp.post_json(f"/v1/applications/{token}/chats", {}, status=201)
+
+    def headers(path: str, origin: str) -> tuple[int, dict]:
+        conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+        try:
+            conn.request("GET", path, headers={"Origin": origin})
+            res = conn.getresponse()
+            return res.status, {k.lower(): v for k, v in res.getheaders()}
+        finally:
+            conn.close()
+
+    status, got = headers(f"/v1/applications/{token}/chats/1/events", allowed)
+    assert status == 200 and got["access-control-allow-origin"] == allowed and got["vary"] == "Origin"
+    status, got = headers(f"/v1/applications/{token}/chats/9/events", allowed)
+    assert status == 404 and got["access-control-allow-origin"] == allowed
+    status, got = headers(f"/v1/applications/{token}/chats/1/events", "http://evil.example")
+    assert status == 200 and "access-control-allow-origin" not in got

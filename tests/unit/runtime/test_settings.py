@@ -127,3 +127,11 @@ def test_the_demo_pages_stream_url_is_empty_a_path_or_an_http_origin(raw, parsed
 def test_a_demo_stream_url_the_page_could_not_use_is_refused(raw):
     with pytest.raises(SettingsError, match=r"chatsys\.demo_events_url"):
         resolve_settings({"chatsys.demo_events_url": raw}, environ={})
+
+
+def test_stream_allow_origins_keeps_origins_and_refuses_anything_else():
+    settings = resolve_settings({"stream.allow_origins": " http://127.0.0.1:6543  https://chat.example "}, environ={})
+    assert settings["stream.allow_origins"] == "http://127.0.0.1:6543 https://chat.example"
+    for wrong in ("127.0.0.1:6543", "http://host/path", "http://host/", "ftp://host", "http://u:p@host"):
+        with pytest.raises(SettingsError, match="stream.allow_origins"):
+            resolve_settings({"stream.allow_origins": wrong}, environ={})
