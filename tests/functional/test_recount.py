@@ -107,14 +107,14 @@ def test_one_recount_at_a_time(testapp, engine):
 
 
 def test_a_large_chat_is_never_locked_for_long(testapp, engine):
-    """120,000 messages whose flags are all behind (a counters consumer that was down): the old
+    """30,000 messages whose flags are all behind (a counters consumer that was down): the old
     reconciler held the chat's row while it flagged and counted all of them; now a create waits
     for one chunk at most.  A probe takes the chat's row the way a create does, again and again,
     while the recount runs."""
     token = create_application(testapp)["app_token"]
     create_chat(testapp, token)
     (chat,) = chat_ids(engine)
-    total = 120_000
+    total = 30_000
     bulk_messages(engine, chat, total, counted=lambda n: 0, deleted=lambda n: n % 10 == 0)
     waits: list[float] = []
     done = threading.Event()
