@@ -132,7 +132,9 @@ def reindex(
     client.indices.update_aliases(actions=actions)
     log.info("alias %s now on %s (%d messages loaded)", alias, new, loaded)
 
-    caught_up = _load(search, alias, documents(engine, batch, since=started - CLOCK_MARGIN), progress)
+    # Not on the progress bar, whose total is the messages counted before the load: the catch-up
+    # goes over the messages changed since (all those created in the last CLOCK_MARGIN, too).
+    caught_up = _load(search, alias, documents(engine, batch, since=started - CLOCK_MARGIN), lambda n: None)
     log.info("caught up %d messages changed during the load", caught_up)
     for name in current:
         client.indices.delete(index=name)
