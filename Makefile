@@ -33,9 +33,19 @@ migrate: install
 run: migrate
 	CHATSYS_INI="$(INI)" PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start -f Procfile
 
-# The whole test suite against the local MariaDB, Redis and RabbitMQ.
+# The whole test suite against the local MariaDB, Redis and RabbitMQ, in two passes.  First the
+# tests that leave the services running, TEST_WORKERS at a time (pytest-xdist; each worker has its
+# own database, Redis database and broker names); then, alone, those that stop or block a service
+# or load the whole machine (the `services` and `bench` markers, pytest.ini).  With PYTEST_ARGS
+# (a subset, say) it is one plain pytest run with those arguments.
+TEST_WORKERS ?= 2
 test: install
+ifeq ($(strip $(PYTEST_ARGS)),)
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not services and not bench"
+	$(BIN)/pytest -m "services or bench"
+else
 	$(BIN)/pytest $(PYTEST_ARGS)
+endif
 
 # Lint and format checks (ruff.toml).
 lint: install

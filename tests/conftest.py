@@ -10,6 +10,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import plaster
 import pytest
@@ -26,11 +27,24 @@ from tests.support.db import TESTING_INI, create_database, drop_database, empty_
 from tests.support.es_targets import TARGETS, make_target
 from tests.support.webapp import CheckedTestApp
 
+pytest_plugins = ["tests.faults.summary"]  # the fault scenarios' table, printed where xdist prints
+
 RUN_ID = uuid.uuid4().hex[:8]
 
 
 def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def _redis_db(url: str) -> str:
+    """This run's Redis database: the ini's for a run without xdist, 1, 2 … for workers gw0, gw1 …
+
+    Keys are prefixed per run anyway; a database of its own lets a test empty all of Redis
+    (``FLUSHDB``: every counter lost) without touching another worker's keys."""
+    worker = _worker()
+    if not worker.startswith("gw"):
+        return url
+    return urlsplit(url)._replace(path=f"/{int(worker[2:]) + 1}").geturl()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -57,6 +71,7 @@ def settings(namespace) -> dict:
         {
             **base,
             "sqlalchemy.url": db_url.render_as_string(hide_password=False),
+            "redis.url": _redis_db(base["redis.url"]),
             "redis.key_prefix": namespace,
             "amqp.namespace": namespace,
         },

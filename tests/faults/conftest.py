@@ -1,12 +1,12 @@
 """Fixtures of the fault-injection suite: a whole system per scenario, and the scenario report.
 
 Every scenario appends one JSON line to the report (``CHATSYS_FAULT_REPORT``, by default a file
-in the run's temporary directory) and a row to the table printed at the end of the run.
+in the run's, or the xdist worker's, temporary directory) and a row to the table printed at the
+end of the run (``summary.py``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 
@@ -15,10 +15,9 @@ import pytest
 from testkit.processes import Processes, write_ini
 from tests.conftest import amqp_channel, process_overrides
 from tests.faults.harness import Report, System, WireTap
+from tests.faults.summary import record
 from tests.support.db import TESTING_INI
 from tests.support.net import free_port
-
-REPORTS: list[Report] = []
 
 
 @pytest.fixture
@@ -62,24 +61,7 @@ def scenario(request, settings, clean, broker, es_double, engine, tmp_path, tmp_
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
         print(procs.dump())
-    REPORTS.append(report)
+    record(request.node, report.line())  # the table at the end of the run (summary.py)
     path = os.environ.get("CHATSYS_FAULT_REPORT") or str(tmp_path_factory.getbasetemp() / "faults.jsonl")
     with open(path, "a") as handle:
         handle.write(report.line() + "\n")
-
-
-def pytest_terminal_summary(terminalreporter):
-    if not REPORTS:
-        return
-    write = terminalreporter.write_line
-    terminalreporter.section("fault-injection scenarios")
-    write(f"{'scenario':44} {'requests':>8} {'acked':>6} {'failed':>7} {'wire dup':>8} {'settle s':>8}  invariants")
-    for r in REPORTS:
-        held = sum(r.invariants.values())
-        write(
-            f"{r.scenario:44} {r.requests:8d} {r.acknowledged:6d} {sum(r.failed.values()):7d} "
-            f"{r.duplicates_on_wire:8d} {r.settle_seconds:8.1f}  {held}/{len(r.invariants)} held"
-        )
-        write(f"    faults: {'; '.join(r.faults) or '-'}")
-        if r.measured:
-            write(f"    measured: {json.dumps(r.measured)}")

@@ -65,7 +65,7 @@ def test_a_deleted_message_number_is_never_handed_out_again(testapp, engine, red
     testapp.delete(f"{url}/3", status=204)  # the newest: MAX(number) of live rows is now 2
     assert create_message(testapp, token, 1, "after")["message_number"] == 4
     testapp.delete(f"{url}/4", status=204)
-    redis_client.flushall()  # every counter lost
+    redis_client.flushdb()  # every counter of this run lost (its own database: see conftest)
     assert create_message(testapp, token, 1, "after the flush")["message_number"] == 5
 
 
@@ -131,7 +131,7 @@ def test_a_deleted_chat_is_gone_at_once_and_purged_in_the_background(testapp, pr
     wait_drained(engine)
     assert counts(testapp, token) == (1, [0])
 
-    redis_client.flushall()
+    redis_client.flushdb()
     assert create_chat(testapp, token)["chat_number"] == 3  # 1 is never handed out again
 
 
