@@ -31,7 +31,7 @@ def list_messages(context, request):
 
 @view_config(route_name="v1.messages.item", request_method="GET", renderer="json")
 def get_message(context, request):
-    row = messages.find(request.dbsession, context.chat, context.number)
+    row = messages.read(request.dbsession, context.chat, context.number)
     return messages.representation(context.chat.number, row)
 
 
