@@ -91,11 +91,10 @@ READ_BY_KEYS = (
     .where(*chats.LIVE_BY_KEYS, MESSAGES.c.number == bindparam("number"))
 )
 PAGES = Keyset(select(*COLUMNS).select_from(WITH_CHAT).where(*chats.LIVE_BY_KEYS, LIVE), MESSAGES.c.number)
-# The /v1 list's pages, each row its representation as JSON that MySQL builds (chatsys.domain.packed).
+# The /v1 list's pages, each row its representation as JSON that MySQL builds (chatsys.domain.packed),
+# the one column of the row: the page's cursor is the last representation's message_number.
 SHOWN_PAGES = Keyset(
-    select(MESSAGES.c.number, packed.json_object(MESSAGES, SHOWN, KEYS[1:]))
-    .select_from(WITH_CHAT)
-    .where(*chats.LIVE_BY_KEYS, LIVE),
+    select(packed.json_object(MESSAGES, SHOWN, KEYS[1:])).select_from(WITH_CHAT).where(*chats.LIVE_BY_KEYS, LIVE),
     MESSAGES.c.number,
 )
 
@@ -104,11 +103,6 @@ def representation(chat_number: int, row: Any) -> dict[str, Any]:
     """What clients see of a message: the /v1 JSON, an event's data, a search hit."""
     shown = {name: json_value(getattr(row, name)) for name in SHOWN}
     return {"chat_number": chat_number, "message_number": shown.pop("number"), **shown}
-
-
-def packed_representation(chat_number: int, row: Any) -> dict[str, Any]:
-    """:func:`representation` of a row of :data:`SHOWN_PAGES`."""
-    return {"chat_number": chat_number, **packed.unpack(row)}
 
 
 def event(event_type: str, chat: ChatRef, row: Any) -> dict[str, Any]:
@@ -170,9 +164,10 @@ def page(session: Session, chat: ChatKeys, direction: str, cursor: int, limit: i
     return _page(PAGES, session, chat, direction, cursor, limit)
 
 
-def shown_page(session: Session, chat: ChatKeys, direction: str, cursor: int, limit: int) -> list[Any]:
-    """A page of :data:`SHOWN_PAGES`: ``number`` and the packed representation."""
-    return _page(SHOWN_PAGES, session, chat, direction, cursor, limit)
+def shown_page(session: Session, chat: ChatKeys, direction: str, cursor: int, limit: int) -> list[dict[str, Any]]:
+    """A page of the chat's messages, each its :func:`representation`, read as :data:`SHOWN_PAGES`."""
+    rows = _page(SHOWN_PAGES, session, chat, direction, cursor, limit)
+    return [{"chat_number": chat.number, **packed.unpack(row)} for row in rows]
 
 
 def create(

@@ -1,5 +1,7 @@
 """/v1 messages of a chat: create (numbered), list, read, edit (the version rises), delete."""
 
+from operator import itemgetter
+
 from pyramid.httpexceptions import HTTPNoContent
 from pyramid.view import view_config
 
@@ -25,7 +27,7 @@ def list_messages(context, request):
     return page(
         request,
         lambda direction, cursor, limit: messages.shown_page(request.dbsession, context, direction, cursor, limit),
-        lambda row: messages.packed_representation(context.number, row),
+        number=itemgetter("message_number"),
     )
 
 
