@@ -11,12 +11,15 @@ query per read instead of two.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from chatsys.domain import applications, chats
 from chatsys.domain.applications import ApplicationRef
 from chatsys.domain.chats import ChatKeys, ChatRef
 from chatsys.domain.errors import NotFound
+from chatsys.web.errors import ValidationFailed
 from chatsys.web.params import number
 from chatsys.web.validation import parse_path_number
 
@@ -50,6 +53,17 @@ def chat_keys(request, token: str | None, chat_number: int | None) -> ChatKeys:
     if not isinstance(token, str) or chat_number is None:
         find_chat(request, token, chat_number)  # raises
     return ChatKeys(token, chat_number)
+
+
+@contextmanager
+def chat_before_parameters(request, chat: ChatKeys) -> Iterator[None]:
+    """A read checks its parameters before its statement resolves the chat: a missing or deleted
+    chat still answers its 404 before a bad parameter's 422, as where the factory looks it up."""
+    try:
+        yield
+    except ValidationFailed:
+        chat.resolve(request.dbsession)  # raises if the chat is not there
+        raise
 
 
 def message_number(value: int | None) -> int:

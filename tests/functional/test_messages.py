@@ -123,6 +123,11 @@ def test_reads_tell_a_missing_or_deleted_chat_from_an_empty_one(testapp):
     assert original(f"/chats/{gone}/1/messages") == "Couldn't find Application"
     assert original(f"/messages/{gone}/1/1") == "Couldn't find Application"
     assert original(f"/chats/{token}%20/1/messages") == "Couldn't find Application"
+    # A missing chat answers 404 before a bad parameter's 422, as where the chat is looked up first.
+    assert code(messages_url("nope", 1) + "?after=0&before=1") == "not_found"
+    assert code(messages_url(token, 2) + "?limit=0") == "deleted"
+    assert original(f"/chats/{token}/9/messages?limit=0") == "Couldn't find Chat"
+    testapp.get(messages_url(token, 1) + "?after=0&before=1", status=422)
 
 
 def test_list_ascending_after_and_descending_before(testapp):

@@ -7,6 +7,7 @@ from pyramid.view import view_config
 
 from chatsys.domain import messages
 from chatsys.web.pagination import page
+from chatsys.web.resources import chat_before_parameters
 from chatsys.web.validation import idempotency_key, json_body
 
 
@@ -24,11 +25,12 @@ def create_message(context, request):
 
 @view_config(route_name="v1.messages.collection", request_method="GET", renderer="json")
 def list_messages(context, request):
-    return page(
-        request,
-        lambda direction, cursor, limit: messages.shown_page(request.dbsession, context, direction, cursor, limit),
-        number=itemgetter("message_number"),
-    )
+    with chat_before_parameters(request, context):
+        return page(
+            request,
+            lambda direction, cursor, limit: messages.shown_page(request.dbsession, context, direction, cursor, limit),
+            number=itemgetter("message_number"),
+        )
 
 
 @view_config(route_name="v1.messages.item", request_method="GET", renderer="json")
