@@ -74,6 +74,15 @@ BY_KEYS = (
     .join_from(CHATS, APPLICATIONS, CHATS.c.application_id == APPLICATIONS.c.id)
     .where(APPLICATIONS.c.token == bindparam("token"), CHATS.c.number == bindparam("number"))
 )
+# A live chat of a live application by its public keys, for a statement that joins ``CHATS`` and
+# ``APPLICATIONS``: a read of a chat's messages names its chat with these in its own statement
+# rather than looking it up first (:class:`ChatKeys`).
+LIVE_BY_KEYS = (
+    APPLICATIONS.c.token == bindparam("token"),
+    CHATS.c.number == bindparam("chat_number"),
+    APPLICATIONS.c.deleted_at.is_(None),
+    CHATS.c.deleted_at.is_(None),
+)
 PAGES = Keyset(
     select(*SHOWN).where(CHATS.c.application_id == bindparam("application_id"), CHATS.c.deleted_at.is_(None)),
     CHATS.c.number,
@@ -92,6 +101,36 @@ class ChatRef:
     def key(self) -> str:
         """The chat's key outside MySQL (events, Elasticsearch routing): token and number."""
         return f"{self.application.token}:{self.number}"
+
+
+@dataclass(frozen=True)
+class ChatKeys:
+    """A chat as a request names it, not looked up: its application's token and its number.
+
+    A read of the chat's messages resolves these inside its own statement (:data:`LIVE_BY_KEYS`),
+    one statement where a lookup and then the read were two; only a read that finds nothing asks
+    :func:`find` whether the chat is there, to tell a 404 from an empty page.  Nothing is cached:
+    a deleted application or chat stops matching at its delete's commit, on every process.
+    (docs/decisions.md, "Reads name their chat inside their own statement".)
+    """
+
+    token: str
+    number: int
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The bound parameters of :data:`LIVE_BY_KEYS`."""
+        return {"token": self.token, "chat_number": self.number}
+
+    @property
+    def well_formed(self) -> bool:
+        """Whether the token can name an application at all (see ``applications.TOKEN_SHAPE``):
+        one that cannot is not looked up, since the column's collation ignores trailing spaces."""
+        return applications.TOKEN_SHAPE.fullmatch(self.token) is not None
+
+    def resolve(self, session: Session) -> ChatRef:
+        """The chat (one query); raises NotFound or Deleted saying which of the two is missing."""
+        return find(session, self.token, self.number)
 
 
 # The keys of a chat's representation (and of its events' public part), and of what is left of a

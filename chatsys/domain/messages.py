@@ -33,8 +33,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from chatsys.domain import packed
-from chatsys.domain.chats import ChatRef
+from chatsys.domain import chats, packed
+from chatsys.domain.applications import APPLICATIONS
+from chatsys.domain.chats import CHATS, ChatKeys, ChatRef
 from chatsys.domain.errors import Deleted, NotFound
 from chatsys.domain.fields import json_value
 from chatsys.domain.keyset import Keyset
@@ -79,11 +80,22 @@ BY_NUMBER = (MESSAGES.c.chat_id == bindparam("chat_id"), MESSAGES.c.number == bi
 READ_ONE = select(*COLUMNS, MESSAGES.c.deleted_at).where(*BY_NUMBER)
 LOCK_ONE = select(MESSAGES.c.id, *COLUMNS, MESSAGES.c.deleted_at).where(*BY_NUMBER).with_for_update()
 LIVE = MESSAGES.c.deleted_at.is_(None)
-OF_CHAT = MESSAGES.c.chat_id == bindparam("chat_id")
-PAGES = Keyset(select(*COLUMNS).where(OF_CHAT, LIVE), MESSAGES.c.number)
-# The /v1 list's pages, each row its representation as JSON that MySQL builds (chatsys.domain.packed).
+# Reads (GET) name their chat by its keys inside their own statement (chats.ChatKeys): a chat's
+# messages joined to the chat and its application, both live, by token and chat number.
+WITH_CHAT = MESSAGES.join(CHATS, MESSAGES.c.chat_id == CHATS.c.id).join(
+    APPLICATIONS, CHATS.c.application_id == APPLICATIONS.c.id
+)
+READ_BY_KEYS = (
+    select(*COLUMNS, MESSAGES.c.deleted_at)
+    .select_from(WITH_CHAT)
+    .where(*chats.LIVE_BY_KEYS, MESSAGES.c.number == bindparam("number"))
+)
+PAGES = Keyset(select(*COLUMNS).select_from(WITH_CHAT).where(*chats.LIVE_BY_KEYS, LIVE), MESSAGES.c.number)
+# The /v1 list's pages, each row its representation as JSON that MySQL builds (chatsys.domain.packed),
+# the one column of the row: the page's cursor is the last representation's message_number.
 SHOWN_PAGES = Keyset(
-    select(MESSAGES.c.number, packed.json_object(MESSAGES, SHOWN, KEYS[1:])).where(OF_CHAT, LIVE), MESSAGES.c.number
+    select(packed.json_object(MESSAGES, SHOWN, KEYS[1:])).select_from(WITH_CHAT).where(*chats.LIVE_BY_KEYS, LIVE),
+    MESSAGES.c.number,
 )
 
 
@@ -91,11 +103,6 @@ def representation(chat_number: int, row: Any) -> dict[str, Any]:
     """What clients see of a message: the /v1 JSON, an event's data, a search hit."""
     shown = {name: json_value(getattr(row, name)) for name in SHOWN}
     return {"chat_number": chat_number, "message_number": shown.pop("number"), **shown}
-
-
-def packed_representation(chat_number: int, row: Any) -> dict[str, Any]:
-    """:func:`representation` of a row of :data:`SHOWN_PAGES`."""
-    return {"chat_number": chat_number, **packed.unpack(row)}
 
 
 def event(event_type: str, chat: ChatRef, row: Any) -> dict[str, Any]:
@@ -129,6 +136,14 @@ def find(session: Session, chat: ChatRef, number: int) -> Any:
     return _live(session.execute(READ_ONE, {"chat_id": chat.id, "number": number}).one_or_none())
 
 
+def read(session: Session, chat: ChatKeys, number: int) -> Any:
+    """:func:`find` for a chat named by its keys, in one statement while the message is there."""
+    row = session.execute(READ_BY_KEYS, {**chat.params, "number": number}).one_or_none() if chat.well_formed else None
+    if row is None:  # which of the application, the chat and the message is missing decides the answer
+        return find(session, chat.resolve(session), number)
+    return _live(row)
+
+
 def _live(row: Any) -> Any:
     if row is None:
         raise NotFound("message")
@@ -137,13 +152,22 @@ def _live(row: Any) -> Any:
     return row
 
 
-def page(session: Session, chat: ChatRef, direction: str, cursor: int, limit: int) -> list[Any]:
-    return PAGES.fetch(session, {"chat_id": chat.id}, direction, cursor, limit)
+def _page(pages: Keyset, session: Session, chat: ChatKeys, direction: str, cursor: int, limit: int) -> list[Any]:
+    rows = pages.fetch(session, chat.params, direction, cursor, limit) if chat.well_formed else []
+    if not rows:  # a missing or deleted chat raises; a chat with nothing there is an empty page
+        chat.resolve(session)
+    return rows
 
 
-def shown_page(session: Session, chat: ChatRef, direction: str, cursor: int, limit: int) -> list[Any]:
-    """A page of :data:`SHOWN_PAGES`: ``number`` and the packed representation."""
-    return SHOWN_PAGES.fetch(session, {"chat_id": chat.id}, direction, cursor, limit)
+def page(session: Session, chat: ChatKeys, direction: str, cursor: int, limit: int) -> list[Any]:
+    """A page of the chat's messages, their shown columns (the chat resolved in the same statement)."""
+    return _page(PAGES, session, chat, direction, cursor, limit)
+
+
+def shown_page(session: Session, chat: ChatKeys, direction: str, cursor: int, limit: int) -> list[dict[str, Any]]:
+    """A page of the chat's messages, each its :func:`representation`, read as :data:`SHOWN_PAGES`."""
+    rows = _page(SHOWN_PAGES, session, chat, direction, cursor, limit)
+    return [{"chat_number": chat.number, **packed.unpack(row)} for row in rows]
 
 
 def create(

@@ -37,6 +37,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from zope.interface import implementer
 
@@ -156,7 +157,7 @@ class DatabaseSearch:
 
     def __init__(
         self,
-        session: Session | None = None,
+        session: Session | Connection | None = None,
         max_scan: int = DEFAULT_MAX_SCAN,
         time_limit: float = DEFAULT_TIME_LIMIT,
     ):
@@ -170,7 +171,7 @@ class DatabaseSearch:
     def from_settings(cls, settings: Mapping[str, Any]) -> DatabaseSearch:
         return cls(max_scan=settings["search.database_max_scan"], time_limit=settings["search.database_time_limit"])
 
-    def with_session(self, session: Session) -> DatabaseSearch:
+    def with_session(self, session: Session | Connection) -> DatabaseSearch:
         return DatabaseSearch(session, self.max_scan, self.time_limit)
 
     def search(self, request: SearchRequest) -> SearchPage:
@@ -214,7 +215,8 @@ class DatabaseSearch:
     @contextmanager
     def _time_limit(self) -> Iterator[None]:
         """Every statement of the block under ``time_limit`` seconds, on this session's connection."""
-        connection = self.session.connection()
+        # A web read's is a Connection already (chatsys.web.database); a Session gives its own.
+        connection = self.session.connection() if isinstance(self.session, Session) else self.session
         if connection.dialect.is_mariadb:
             variable, value = "max_statement_time", self.time_limit
         else:

@@ -15,6 +15,7 @@ header is written back.
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from chatsys.domain.keyset import AFTER, BEFORE
@@ -28,6 +29,7 @@ ORDERS = ("oldest", "newest")
 PAST_THE_END = INT32_MAX + 1
 
 Fetch = Callable[[str, int, int], list[Any]]  # (direction, cursor, limit) -> rows with .number
+NUMBER = attrgetter("number")
 
 
 def _link(request, query: dict[str, Any]) -> str:
@@ -36,8 +38,11 @@ def _link(request, query: dict[str, Any]) -> str:
     return url
 
 
-def page(request, fetch: Fetch, render: Callable[[Any], dict]) -> dict[str, Any]:
-    """A /v1 page of ``fetch``'s rows, rendered."""
+def page(
+    request, fetch: Fetch, render: Callable[[Any], dict] | None = None, number: Callable[[Any], int] = NUMBER
+) -> dict[str, Any]:
+    """A /v1 page of ``fetch``'s rows, rendered (or as they are, without ``render``); ``number``
+    reads an item's number, the cursor (``row.number`` unless said otherwise)."""
     limit = query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     after = query_int(request, "after", None, 0, INT32_MAX)
     before = query_int(request, "before", None, 1, PAST_THE_END)
@@ -55,10 +60,10 @@ def page(request, fetch: Fetch, render: Callable[[Any], dict]) -> dict[str, Any]
     rows = fetch(direction, cursor, limit + 1)
     has_more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = str(rows[-1].number) if has_more else None
+    next_cursor = str(number(rows[-1])) if has_more else None
     next_url = None if next_cursor is None else _link(request, {"limit": limit, direction: next_cursor})
     return {
-        "data": [render(row) for row in rows],
+        "data": rows if render is None else [render(row) for row in rows],
         "pagination": {"limit": limit, "next_cursor": next_cursor, "next": next_url},
     }
 

@@ -37,7 +37,7 @@ def includeme(config) -> None:
     route("v1.applications.item", V1_APP, GET + PATCH + DELETE, r.application)
     route("v1.chats.collection", V1_APP + "/chats", GET + POST, r.application)
     route("v1.chats.item", V1_CHAT, GET + PATCH + DELETE, r.chat)
-    route("v1.messages.collection", V1_CHAT + "/messages", GET + POST, r.chat)
+    route("v1.messages.collection", V1_CHAT + "/messages", GET + POST, r.messages)
     # Before messages.item, so that "search" is not taken for a message number.
     route("v1.messages.search", V1_CHAT + "/messages/search", GET, r.chat)
     route("v1.messages.item", V1_CHAT + "/messages/{message_number}", GET + PATCH + DELETE, r.message)
@@ -50,7 +50,7 @@ def includeme(config) -> None:
     route("original.chats.collection", "/chats", POST, r.original_application)
     route("original.chats.update", "/chats/{number}", PATCH, r.original_chat)
     route("original.chats.item", "/chats/{app_token}/{number}", GET, r.original_chat)
-    route("original.chats.messages", "/chats/{app_token}/{number}/messages", GET, r.original_chat)
+    route("original.chats.messages", "/chats/{app_token}/{number}/messages", GET, r.original_chat_messages)
     route("original.chats.search", "/chats/{app_token}/{chat_number}/search/{q}", GET, r.original_message_chat)
     route("original.messages.collection", "/messages", POST, r.original_message_chat)
     route("original.messages.update", "/messages/{number}", PATCH, r.original_message)

@@ -77,6 +77,59 @@ def test_unknown_message_is_404(testapp):
     testapp.post_json(messages_url(token, 9), {"body": "x"}, status=404)
 
 
+def test_reads_tell_a_missing_or_deleted_chat_from_an_empty_one(testapp):
+    """A read names its chat inside its own statement; when it finds nothing, the answer still
+    says which of the application, the chat and the message is missing, or deleted."""
+    token = setup_chat(testapp, chats=3)
+    create_message(testapp, token, 1, "kept")
+    create_message(testapp, token, 1, "deleted")
+    testapp.delete(messages_url(token, 1) + "/2", status=204)
+    testapp.delete(f"/v1/applications/{token}/chats/2", status=204)
+    gone = create_application(testapp)["app_token"]
+    create_chat(testapp, gone)
+    create_message(testapp, gone, 1, "in a deleted application")
+    testapp.delete(f"/v1/applications/{gone}", status=202)
+
+    def code(path: str) -> str:
+        return testapp.get(path, status=404).json["error"]["code"]
+
+    def original(path: str) -> str:
+        return testapp.get(path, status=404).json["message"]
+
+    empty = {"data": [], "pagination": {"limit": 50, "next_cursor": None, "next": None}}
+    assert testapp.get(messages_url(token, 3)).json == empty  # a chat with no messages
+    assert testapp.get(messages_url(token, 1), {"after": 1}).json == empty  # past the last one
+    assert testapp.get(f"/chats/{token}/3/messages").json == []
+    assert [m["body"] for m in testapp.get(messages_url(token, 1)).json["data"]] == ["kept"]
+    for path, expected in [
+        (messages_url(token, 1) + "/2", "deleted"),
+        (messages_url(token, 1) + "/3", "not_found"),
+        (messages_url(token, 2), "deleted"),
+        (messages_url(token, 2) + "/1", "deleted"),
+        (messages_url(token, 9), "not_found"),
+        (messages_url(token, 9) + "/1", "not_found"),
+        (messages_url(gone, 1), "deleted"),
+        (messages_url(gone, 1) + "/1", "deleted"),
+        (messages_url("nope", 1), "not_found"),
+        (messages_url("nope", 1) + "/1", "not_found"),
+        # The token column's collation ignores trailing spaces: such a token names nothing.
+        (messages_url(token + "%20", 1), "not_found"),
+        (messages_url(token + "%20", 1) + "/1", "not_found"),
+    ]:
+        assert code(path) == expected, path
+    assert original(f"/messages/{token}/1/2") == "Couldn't find Message"
+    assert original(f"/messages/{token}/2/1") == "Couldn't find Chat"
+    assert original(f"/chats/{token}/2/messages") == "Couldn't find Chat"
+    assert original(f"/chats/{gone}/1/messages") == "Couldn't find Application"
+    assert original(f"/messages/{gone}/1/1") == "Couldn't find Application"
+    assert original(f"/chats/{token}%20/1/messages") == "Couldn't find Application"
+    # A missing chat answers 404 before a bad parameter's 422, as where the chat is looked up first.
+    assert code(messages_url("nope", 1) + "?after=0&before=1") == "not_found"
+    assert code(messages_url(token, 2) + "?limit=0") == "deleted"
+    assert original(f"/chats/{token}/9/messages?limit=0") == "Couldn't find Chat"
+    testapp.get(messages_url(token, 1) + "?after=0&before=1", status=422)
+
+
 def test_list_ascending_after_and_descending_before(testapp):
     token = setup_chat(testapp)
     for i in range(1, 8):

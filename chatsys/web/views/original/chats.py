@@ -6,6 +6,7 @@ from pyramid.view import view_config
 from chatsys.domain import chats, messages
 from chatsys.web.pagination import original_list
 from chatsys.web.params import required_text
+from chatsys.web.resources import chat_before_parameters
 from chatsys.web.views.original import rails_time
 
 
@@ -44,13 +45,14 @@ def update(context, request):
 
 @view_config(route_name="original.chats.messages", request_method="GET", renderer="json")
 def index(context, request):
-    return original_list(
-        request,
-        lambda direction, cursor, limit: messages.page(request.dbsession, context, direction, cursor, limit),
-        lambda row: {
-            "number": row.number,
-            "body": row.body,
-            "created_at": rails_time(row.created_at),
-            "updated_at": rails_time(row.updated_at),
-        },
-    )
+    with chat_before_parameters(request, context):
+        return original_list(
+            request,
+            lambda direction, cursor, limit: messages.page(request.dbsession, context, direction, cursor, limit),
+            lambda row: {
+                "number": row.number,
+                "body": row.body,
+                "created_at": rails_time(row.created_at),
+                "updated_at": rails_time(row.updated_at),
+            },
+        )

@@ -34,7 +34,7 @@ def create(context, request):
 
 @view_config(route_name="original.messages.item", request_method="GET", renderer="json")
 def show(context, request):
-    return message_json(context.chat.number, messages.find(request.dbsession, context.chat, context.number))
+    return message_json(context.chat.number, messages.read(request.dbsession, context.chat, context.number))
 
 
 @view_config(route_name="original.messages.update", request_method="PATCH")

@@ -1,10 +1,13 @@
 """/v1 messages of a chat: create (numbered), list, read, edit (the version rises), delete."""
 
+from operator import itemgetter
+
 from pyramid.httpexceptions import HTTPNoContent
 from pyramid.view import view_config
 
 from chatsys.domain import messages
 from chatsys.web.pagination import page
+from chatsys.web.resources import chat_before_parameters
 from chatsys.web.validation import idempotency_key, json_body
 
 
@@ -22,16 +25,17 @@ def create_message(context, request):
 
 @view_config(route_name="v1.messages.collection", request_method="GET", renderer="json")
 def list_messages(context, request):
-    return page(
-        request,
-        lambda direction, cursor, limit: messages.shown_page(request.dbsession, context, direction, cursor, limit),
-        lambda row: messages.packed_representation(context.number, row),
-    )
+    with chat_before_parameters(request, context):
+        return page(
+            request,
+            lambda direction, cursor, limit: messages.shown_page(request.dbsession, context, direction, cursor, limit),
+            number=itemgetter("message_number"),
+        )
 
 
 @view_config(route_name="v1.messages.item", request_method="GET", renderer="json")
 def get_message(context, request):
-    row = messages.find(request.dbsession, context.chat, context.number)
+    row = messages.read(request.dbsession, context.chat, context.number)
     return messages.representation(context.chat.number, row)
 
 
