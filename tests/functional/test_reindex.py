@@ -89,7 +89,7 @@ def test_reindex_swaps_the_alias_while_search_answers(engine, clean, es_target: 
         stop.set()
         reader.join()
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "reindex: 100%" in result.stderr or f"{MESSAGES}/{MESSAGES}" in result.stderr  # the progress bar
+    assert "reindex: 100%" in result.stderr or f"{MESSAGES}/{MESSAGES}" in result.stderr, result.stderr  # the bar
 
     assert failures == []
     assert len(answers) > 3 and all(a == expected for a in answers)
