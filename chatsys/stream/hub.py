@@ -189,6 +189,7 @@ class Hub:
         self.by_chat: dict[tuple[str, int], set[Subscriber]] = {}
         self.dirty: set[Subscriber] = set()
         self.committed: list[float] = []  # commit times of the events of this tick (delivery lag)
+        self.tick_started: float | None = None  # when the tail read this tick's first event (fan-out time)
         self.flush_scheduled = False
 
     def __len__(self) -> int:
@@ -232,6 +233,12 @@ class Hub:
         event = decode(offset, body)
         if event is None or not event.streamed or event.token is None:
             return
+        now = time.time()
+        if event.committed is not None:
+            metrics.TAIL_LAG.observe(max(0.0, now - event.committed))
+            self.committed.append(event.committed)
+        if self.tick_started is None:
+            self.tick_started = now
         dirty = self.dirty
         for sub in self.by_app.get(event.token, ()):
             if sub.push(offset, event.frame):
@@ -240,8 +247,6 @@ class Hub:
             for sub in self.by_chat.get((event.token, event.chat), ()):
                 if sub.push(offset, event.frame):
                     dirty.add(sub)
-        if event.committed is not None:
-            self.committed.append(event.committed)
         if not self.flush_scheduled:
             # Everything the tail reads in this loop tick goes out in one write per subscriber.
             self.flush_scheduled = True
@@ -256,6 +261,9 @@ class Hub:
         for committed in self.committed:
             metrics.LAG.observe(max(0.0, now - committed))
         self.committed = []
+        if self.tick_started is not None:
+            metrics.FANOUT.observe(now - self.tick_started)
+            self.tick_started = None
 
     def resync(self, first: int) -> None:
         """The live tail came back and the stream no longer holds what followed the head (it was
