@@ -14,8 +14,11 @@ counters worker and the gateway from a generated ini and measures:
 - **fan-out during W1**: the same while wrk runs the W1 create load against other chats, with W1's
   throughput reported beside W1 run alone.
 
-The load clients are raw asyncio protocols (HTTP/1.0, no JSON parsing beyond a regular
-expression) so that the client costs the 2-core machine as little as possible.  Results:
+The load clients speak HTTP/1.0 and parse no JSON beyond a regular expression, so that they cost
+the 2-core machine as little as possible: the idle ones are asyncio protocols, the fan-out's run in
+a process of their own (:func:`listen`) and are stamped with the kernel's receive time.  Each
+fan-out is also taken apart into stages (:func:`stages`), with the gateway's CPU and run-queue
+wait and how busy the whole machine was.  Results:
 ``bench/results/stream-<UTC timestamp>/report.json``.  Run under ``flock /tmp/chatsys-bench.lock``
 beside other benchmarks.
 """
