@@ -28,6 +28,16 @@ from chatsys.stream import STREAMED, metrics, sse
 log = logging.getLogger(__name__)
 
 
+# At most one flush (a write to every subscriber that has something) per this many seconds.  A
+# flush to 1,000 sockets is 1,000 send() calls, ~6 ms of CPU here; the live tail meanwhile takes
+# only a few messages per loop tick (aiormq hands a channel's frames over through a buffer of
+# ten), so with a flush in every tick a gateway short of CPU wrote each event on its own, fell
+# behind and never caught up (seconds behind during W1).  Waiting this long after a flush lets the
+# tail read what has arrived, so one flush carries all of it; after a quiet spell (the usual
+# case) an event is written at once.
+FLUSH_INTERVAL = 0.005
+
+
 class Subscriber:
     """One open stream.  Frames are written straight to its socket's transport by the hub, in one
     write per subscriber per loop tick however many events the tick brought: no task wakes up
@@ -189,7 +199,9 @@ class Hub:
         self.by_chat: dict[tuple[str, int], set[Subscriber]] = {}
         self.dirty: set[Subscriber] = set()
         self.committed: list[float] = []  # commit times of the events of this tick (delivery lag)
+        self.tick_started: float | None = None  # when the tail read this tick's first event (fan-out time)
         self.flush_scheduled = False
+        self.flushed_at = float("-inf")  # time.monotonic() when the last flush ended
 
     def __len__(self) -> int:
         return sum(map(len, self.by_app.values())) + sum(map(len, self.by_chat.values()))
@@ -232,6 +244,12 @@ class Hub:
         event = decode(offset, body)
         if event is None or not event.streamed or event.token is None:
             return
+        now = time.time()
+        if event.committed is not None:
+            metrics.TAIL_LAG.observe(max(0.0, now - event.committed))
+            self.committed.append(event.committed)
+        if self.tick_started is None:
+            self.tick_started = now
         dirty = self.dirty
         for sub in self.by_app.get(event.token, ()):
             if sub.push(offset, event.frame):
@@ -240,12 +258,16 @@ class Hub:
             for sub in self.by_chat.get((event.token, event.chat), ()):
                 if sub.push(offset, event.frame):
                     dirty.add(sub)
-        if event.committed is not None:
-            self.committed.append(event.committed)
         if not self.flush_scheduled:
-            # Everything the tail reads in this loop tick goes out in one write per subscriber.
+            # Everything the tail reads until the flush goes out in one write per subscriber: at
+            # once after a quiet spell, else FLUSH_INTERVAL after the previous flush ended.
             self.flush_scheduled = True
-            (self.loop or asyncio.get_running_loop()).call_soon(self.flush)
+            loop = self.loop or asyncio.get_running_loop()
+            delay = self.flushed_at + FLUSH_INTERVAL - time.monotonic()
+            if delay > 0:
+                loop.call_later(delay, self.flush)
+            else:
+                loop.call_soon(self.flush)
 
     def flush(self) -> None:
         self.flush_scheduled = False
@@ -256,6 +278,10 @@ class Hub:
         for committed in self.committed:
             metrics.LAG.observe(max(0.0, now - committed))
         self.committed = []
+        if self.tick_started is not None:
+            metrics.FANOUT.observe(now - self.tick_started)
+            self.tick_started = None
+        self.flushed_at = time.monotonic()
 
     def resync(self, first: int) -> None:
         """The live tail came back and the stream no longer holds what followed the head (it was
