@@ -63,10 +63,12 @@ def purge_events(
     stopping: Callable[[], bool] = lambda: False,
     duty: float = 1.0,
     wait: Callable[[float], object] = time.sleep,
+    rate: float = 0.0,
 ) -> int:
     """Delete published rows older than ``retention`` seconds, ``batch`` at a time, until fewer than
     a full batch are due (or ``stopping()``); returns how many.  After each full batch it waits so
-    that it spends at most ``duty`` of its time deleting (``wait(seconds)``)."""
+    that it spends at most ``duty`` of its time deleting and deletes at most ``rate`` rows a second
+    (0: no such bound), whichever rests longer (``wait(seconds)``)."""
     cutoff = utcnow() - timedelta(seconds=retention)
     total = 0
     while not stopping():
@@ -78,8 +80,12 @@ def purge_events(
         total += len(ids)
         if len(ids) < batch:
             break
-        if duty < 1.0:
-            wait((time.monotonic() - started) * (1.0 - duty) / duty)
+        took = time.monotonic() - started
+        rest = took * (1.0 - duty) / duty
+        if rate:
+            rest = max(rest, len(ids) / rate - took)
+        if rest > 0:
+            wait(rest)
     return total
 
 
@@ -99,10 +105,18 @@ class OutboxPurge:
     """The purge loop, on a daemon thread: ``start()``, ``stop()``."""
 
     def __init__(
-        self, engine: Engine, retention: float, key_retention: float, interval: float, batch: int, duty: float = 1.0
+        self,
+        engine: Engine,
+        retention: float,
+        key_retention: float,
+        interval: float,
+        batch: int,
+        duty: float = 1.0,
+        rate: float = 0.0,
     ):
         self.engine = engine
         self.duty = duty
+        self.rate = rate
         self.retention = retention
         self.key_retention = key_retention
         self.interval = interval
@@ -125,7 +139,7 @@ class OutboxPurge:
             started = time.monotonic()
             try:
                 events = purge_events(
-                    self.engine, self.retention, self.batch, self._stop.is_set, self.duty, self._stop.wait
+                    self.engine, self.retention, self.batch, self._stop.is_set, self.duty, self._stop.wait, self.rate
                 )
                 keys = purge_keys(self.engine, self.key_retention, self.batch, self._stop.is_set)
             except sqlalchemy.exc.DBAPIError as exc:
