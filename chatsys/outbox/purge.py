@@ -32,8 +32,7 @@ behind a holder idle between two statements (none on an outbox row, no free-page
 2-core machine with no idle CPU, where anything else running stretches those holds.  Bounded by
 its duty alone it ran at 6,600–10,000 rows/s in batches of 1,000 and the create p99 beside it
 was 112 ms (bench ``--bigchat``); at 2,000 rows/s in batches of ``relay.purge_batch`` (250) it
-costs under a tenth of a core and the p99 stays where the quiet windows have it
-(docs/decisions.md, issue 27).
+costs under a tenth of a core (docs/decisions.md, issue 27).
 """
 
 from __future__ import annotations
