@@ -21,12 +21,18 @@ purges skip each other's batches the same way.
 creates/s (10,000 published rows every 10 s) it fell behind as soon as a batch took over 50 ms,
 and while it purged nothing was published.  On its own thread it deletes batch after batch
 until less than a full batch is due, then waits ``purge_interval``; publishing goes on meanwhile
-on the I/O loop (the two share nothing but the engine's pool).  Through a backlog it spends at
-most ``relay.purge_duty`` (half) of its time deleting, resting as long as the last batch took
-times (1 − duty) / duty, so that MySQL's cores stay mostly with the creates: a million rows went
-at 7,000 rows/s flat out on a loaded 2-core machine, the create p99 rising by half (bench
-``--bigchat``); at half duty that is still several times the 1,000 rows/s that 1,000 creates/s
-need.
+on the I/O loop (the two share nothing but the engine's pool).
+
+**Out of the creates' way.**  Through a backlog it deletes at most ``relay.purge_rate`` rows a
+second (2,000: twice what 1,000 creates/s publish, so even then a backlog shrinks by 1,000 rows
+a second) and spends at most ``relay.purge_duty`` (half) of its time deleting, resting after each
+full batch as long as the stricter of the two asks.  What it costs the creates is CPU, not
+locks: beside a million-row purge every InnoDB lock wait was a create queueing on its chat's row
+behind a holder idle between two statements (none on an outbox row, no free-page waits), on a
+2-core machine with no idle CPU, where anything else running stretches those holds.  Bounded by
+its duty alone it ran at 6,600–10,000 rows/s in batches of 1,000 and the create p99 beside it
+was 112 ms (bench ``--bigchat``); at 2,000 rows/s in batches of ``relay.purge_batch`` (250) it
+costs under a tenth of a core (docs/decisions.md, issue 27).
 """
 
 from __future__ import annotations
@@ -63,10 +69,12 @@ def purge_events(
     stopping: Callable[[], bool] = lambda: False,
     duty: float = 1.0,
     wait: Callable[[float], object] = time.sleep,
+    rate: float = 0.0,
 ) -> int:
     """Delete published rows older than ``retention`` seconds, ``batch`` at a time, until fewer than
     a full batch are due (or ``stopping()``); returns how many.  After each full batch it waits so
-    that it spends at most ``duty`` of its time deleting (``wait(seconds)``)."""
+    that it spends at most ``duty`` of its time deleting and deletes at most ``rate`` rows a second
+    (0: no such bound), whichever rests longer (``wait(seconds)``)."""
     cutoff = utcnow() - timedelta(seconds=retention)
     total = 0
     while not stopping():
@@ -78,8 +86,12 @@ def purge_events(
         total += len(ids)
         if len(ids) < batch:
             break
-        if duty < 1.0:
-            wait((time.monotonic() - started) * (1.0 - duty) / duty)
+        took = time.monotonic() - started
+        rest = took * (1.0 - duty) / duty
+        if rate:
+            rest = max(rest, len(ids) / rate - took)
+        if rest > 0:
+            wait(rest)
     return total
 
 
@@ -99,10 +111,18 @@ class OutboxPurge:
     """The purge loop, on a daemon thread: ``start()``, ``stop()``."""
 
     def __init__(
-        self, engine: Engine, retention: float, key_retention: float, interval: float, batch: int, duty: float = 1.0
+        self,
+        engine: Engine,
+        retention: float,
+        key_retention: float,
+        interval: float,
+        batch: int,
+        duty: float = 1.0,
+        rate: float = 0.0,
     ):
         self.engine = engine
         self.duty = duty
+        self.rate = rate
         self.retention = retention
         self.key_retention = key_retention
         self.interval = interval
@@ -125,7 +145,7 @@ class OutboxPurge:
             started = time.monotonic()
             try:
                 events = purge_events(
-                    self.engine, self.retention, self.batch, self._stop.is_set, self.duty, self._stop.wait
+                    self.engine, self.retention, self.batch, self._stop.is_set, self.duty, self._stop.wait, self.rate
                 )
                 keys = purge_keys(self.engine, self.key_retention, self.batch, self._stop.is_set)
             except sqlalchemy.exc.DBAPIError as exc:

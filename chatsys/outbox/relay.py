@@ -129,6 +129,7 @@ class RelaySettings:
     purge_interval: float
     purge_batch: int
     purge_duty: float
+    purge_rate: float
     key_retention: float
     backoff_base: float
     backoff_max: float
@@ -228,6 +229,7 @@ class Relay:
             interval=self.settings.purge_interval,
             batch=self.settings.purge_batch,
             duty=self.settings.purge_duty,
+            rate=self.settings.purge_rate,
         ).start()
         try:
             self._run()

@@ -245,9 +245,12 @@ SETTINGS: dict[str, Setting] = {
     # batch is due, then every relay.purge_interval seconds.
     "relay.retention": Setting("3600", seconds(allow_zero=True)),
     "relay.purge_interval": Setting("10", seconds()),
-    "relay.purge_batch": Setting("1000", integer(1, 100_000)),
-    # Through a backlog, the share of its time the purge spends deleting (it rests the rest).
+    "relay.purge_batch": Setting("250", integer(1, 100_000)),
+    # Through a backlog, the share of its time the purge spends deleting (it rests the rest)...
     "relay.purge_duty": Setting("0.5", fraction),
+    # ... and the rows a second it deletes at most (0: no such bound): twice what 1,000 creates/s
+    # publish, so a backlog shrinks by 1,000 rows/s even then (docs/decisions.md, issue 27).
+    "relay.purge_rate": Setting("2000", integer(0, 10_000_000)),
     "relay.idempotency_retention": Setting("86400", seconds()),
     "relay.backoff_base": Setting("0.5", seconds()),
     "relay.backoff_max": Setting("300", seconds()),

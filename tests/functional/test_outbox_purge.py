@@ -163,3 +163,12 @@ def test_through_a_backlog_the_purge_rests_for_its_duty(engine, clean):
     backlog(engine, 4, "published", age_seconds=3600, first=100)
     assert purge_events(engine, retention=60, batch=3, duty=1.0, wait=rests.append) == 4
     assert rests == []  # flat out
+
+
+def test_through_a_backlog_the_purge_keeps_to_its_rate(engine, clean):
+    backlog(engine, 10, "published", age_seconds=3600)
+    rests: list[float] = []
+    # Two rows a second at most: a full batch of three and the rest after it take 1.5 s, however
+    # short the batch (half duty alone would rest only as long as the batch took).
+    assert purge_events(engine, retention=60, batch=3, duty=0.5, rate=2, wait=rests.append) == 10
+    assert len(rests) == 3 and all(0.75 <= r <= 1.5 for r in rests)
