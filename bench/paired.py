@@ -34,6 +34,7 @@ import plaster
 import psutil
 
 from bench.monitor import cpu_seconds
+from bench.services import service_processes
 from bench.stack import child_env, delete_redis_keys, drop_database, free_port, wait_http
 from bench.wrk import Wrk
 from chatsys.runtime.settings import resolve_settings
@@ -85,21 +86,30 @@ class Side:
         self.popen = subprocess.Popen(
             [str(web), "--workers", str(workers), str(ini)], cwd=checkout, env=env, stdout=self.log, stderr=self.log
         )
-        self.results: list[tuple[float, float, float]] = []  # (requests/s, p99 ms, web CPU ms per request)
+        # (requests/s, p99 ms, web CPU ms per request, MySQL CPU ms per request)
+        self.results: list[tuple[float, float, float, float]] = []
 
     def cpu(self) -> float:
         master = psutil.Process(self.popen.pid)
         return cpu_seconds([master, *master.children()])
 
     def measure(self, script: Path, duration: float, connections: int) -> None:
-        before = self.cpu()
+        # The web's CPU, and MySQL's: a change that moves work into a statement shows in the second.
+        # (MySQL serves only this side while wrk loads it; 0 when the server is not local.)
+        mysql = service_processes()["mysql"]
+        before, mysql_before = self.cpu(), cpu_seconds(mysql)
         run = Wrk(f"http://127.0.0.1:{self.port}", script, self.name, duration, connections).start().wait()
         if run.error_total:
             raise RuntimeError(f"{self.name}: {run.error_total} errors ({run.errors}, {run.first_error})")
         cpu_ms = (self.cpu() - before) / run.requests * 1000
-        self.results.append((run.throughput, run.latency_ms["p99"], cpu_ms))
+        mysql_ms = (cpu_seconds(mysql) - mysql_before) / run.requests * 1000
+        self.results.append((run.throughput, run.latency_ms["p99"], cpu_ms, mysql_ms))
         p99 = run.latency_ms["p99"]
-        print(f"  {self.name:>10}: {run.throughput:7.0f}/s  p99 {p99:6.1f} ms  web CPU {cpu_ms:.3f} ms/req", flush=True)
+        print(
+            f"  {self.name:>10}: {run.throughput:7.0f}/s  p99 {p99:6.1f} ms  web CPU {cpu_ms:.3f} ms/req"
+            f"  MySQL CPU {mysql_ms:.3f} ms/req",
+            flush=True,
+        )
 
     def stop(self) -> None:
         try:
@@ -143,8 +153,11 @@ def main(argv: list[str] | None = None) -> int:
             delete_redis_keys(settings)
     reference = sides[0]
     for side in sides:
-        medians = [statistics.median(x[i] for x in side.results) for i in range(3)]
-        print(f"{side.name}: medians {medians[0]:.0f}/s, p99 {medians[1]:.1f} ms, web CPU {medians[2]:.3f} ms/req")
+        medians = [statistics.median(x[i] for x in side.results) for i in range(4)]
+        print(
+            f"{side.name}: medians {medians[0]:.0f}/s, p99 {medians[1]:.1f} ms, web CPU {medians[2]:.3f} ms/req, "
+            f"MySQL CPU {medians[3]:.3f} ms/req"
+        )
     for side in sides[1:]:
         pairs = list(zip(reference.results, side.results, strict=True))
         ratios = [b[0] / a[0] for a, b in pairs]
