@@ -1,6 +1,6 @@
 """The reconciler: bring chats_count and messages_count back to the rows, without long locks.
 
-A create locks its parent's row (``chatsys.numbering.lock_parent``), so any lock the reconciler
+A create locks its parent's row (the number fence, ``chatsys.numbering``), so any lock the reconciler
 holds on a parent stalls every create into it.  The reconciler used to lock a batch of parents
 and flag and count all their children inside that lock: 0.8 s for a chat of a million messages,
 during which no message could be created in it (issue 27).  Now no parent row stays locked longer

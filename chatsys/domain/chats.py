@@ -83,6 +83,22 @@ LIVE_BY_KEYS = (
     APPLICATIONS.c.deleted_at.is_(None),
     CHATS.c.deleted_at.is_(None),
 )
+# A live chat of a live application by its public keys, its row locked until the transaction ends
+# and its high-water mark read (chatsys.numbering): a create of a message finds and fences its
+# chat in one statement.  The application is read in a subquery, which locks nothing at READ
+# COMMITTED, so creates in the application's other chats do not wait for this one.
+LOCK_BY_KEYS = (
+    select(CHATS.c.id, CHATS.c.application_id, CHATS.c.last_message_number)
+    .where(
+        CHATS.c.application_id
+        == select(APPLICATIONS.c.id)
+        .where(APPLICATIONS.c.token == bindparam("token"), APPLICATIONS.c.deleted_at.is_(None))
+        .scalar_subquery(),
+        CHATS.c.number == bindparam("chat_number"),
+        CHATS.c.deleted_at.is_(None),
+    )
+    .with_for_update()
+)
 PAGES = Keyset(
     select(*SHOWN).where(CHATS.c.application_id == bindparam("application_id"), CHATS.c.deleted_at.is_(None)),
     CHATS.c.number,
@@ -131,6 +147,20 @@ class ChatKeys:
     def resolve(self, session: Session) -> ChatRef:
         """The chat (one query); raises NotFound or Deleted saying which of the two is missing."""
         return find(session, self.token, self.number)
+
+    def lock(self, session: Session) -> tuple[ChatRef, int]:
+        """The chat, its row locked until the transaction ends, and its high-water mark, in one
+        statement (:data:`LOCK_BY_KEYS`); raises as :meth:`resolve` when it is not there."""
+        row = self._lock(session)
+        if row is None:
+            self.resolve(session)  # raises for a missing or deleted application or chat
+            row = self._lock(session)  # it is there: committed between the two statements
+            if row is None:
+                raise NotFound("chat")
+        return ChatRef(row.id, self.number, ApplicationRef(row.application_id, self.token)), row.last_message_number
+
+    def _lock(self, session: Session) -> Any:
+        return session.execute(LOCK_BY_KEYS, self.params).one_or_none() if self.well_formed else None
 
 
 # The keys of a chat's representation (and of its events' public part), and of what is left of a

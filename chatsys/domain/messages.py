@@ -171,14 +171,18 @@ def shown_page(session: Session, chat: ChatKeys, direction: str, cursor: int, li
 
 
 def create(
-    session: Session, allocator: IAllocator, chat: ChatRef, body: str, idempotency_key: str | None = None
+    session: Session, allocator: IAllocator, keys: ChatKeys, body: str, idempotency_key: str | None = None
 ) -> Created:
+    """A new message in the chat ``keys`` name, which is found and locked for its number in one
+    statement (``ChatKeys.lock``)."""
+    chat, mark = keys.lock(session)
     now = utcnow()
     return create_numbered(
         session,
         allocator,
         table=MESSAGES,
         sequence=message_sequence(chat.id),
+        mark=mark,
         values=lambda number: {
             "chat_id": chat.id,
             "number": number,

@@ -4,6 +4,8 @@ Steps: honour an ``Idempotency-Key``; lock the parent's row and take a number ab
 high-water mark (``chatsys.numbering``: numbers go up in commit order, whatever Redis lost; a
 deleted parent is a 404); raise the mark; INSERT the row, the idempotency record and the outbox
 event describing the row.  The caller's transaction (pyramid_tm) commits all of it, or none.
+A message's chat is locked by its caller, in the statement that finds it (``ChatKeys.lock``), so
+there the lock comes before the Idempotency-Key.
 """
 
 from __future__ import annotations
@@ -69,11 +71,14 @@ def create_numbered(
     existing: Callable[[int], Any],
     key: str | None = None,
     fields: dict[str, Any] | None = None,
+    mark: int | None = None,
 ) -> Created:
     """Insert a ``table`` row numbered by ``sequence`` with ``values(number)``, and its event.
 
     With an idempotency ``key``, a key seen before with the same ``fields`` gives the row it
     created (``existing(number)``), and with other fields raises :class:`IdempotencyKeyReused`.
+    ``mark`` is the parent's high-water mark when the caller has already locked the parent's row
+    in this transaction (a message's chat: ``ChatKeys.lock``); otherwise it is locked here.
     """
     digest = fingerprint(fields or {}) if key is not None else None
     if key is not None:
@@ -83,10 +88,11 @@ def create_numbered(
                 raise IdempotencyKeyReused()
             return Created(existing(record.resource_number), replayed=True)
 
-    try:
-        mark = lock_parent(session, sequence)
-    except ParentGone:
-        raise NotFound("application" if sequence.kind == "chat" else "chat") from None
+    if mark is None:
+        try:
+            mark = lock_parent(session, sequence)
+        except ParentGone:
+            raise NotFound("application" if sequence.kind == "chat" else "chat") from None
     number = allocator.allocate(sequence, floor=mark)
     record_number(session, sequence, number)
     row = values(number)

@@ -5,7 +5,8 @@ Each parent row keeps the highest number ever committed among its children
 transaction:
 
 1. locks the parent's row and reads its mark (:func:`lock_parent`; a deleted parent is
-   :class:`ParentGone`);
+   :class:`ParentGone`; a message's create finds and locks its chat in one statement instead,
+   ``chatsys.domain.chats.ChatKeys.lock``);
 2. takes a number from Redis above the mark (:meth:`RedisAllocator.allocate`: one Lua call that
    raises a missing or lagging counter to the mark, then INCRs it);
 3. raises the mark to that number (:func:`record_number`) and inserts its row.

@@ -4,9 +4,10 @@
 (``request.original_params``: path, body or query string, ``chatsys.web.params``).  Both
 resolve through the same domain lookups.
 
-Reads of messages (a page, one message) are not looked up here: their context holds the chat's
-keys (:class:`~chatsys.domain.chats.ChatKeys`), which the read's own statement resolves, one
-query per read instead of two.
+Reads and creates of messages are not looked up here: their context holds the chat's keys
+(:class:`~chatsys.domain.chats.ChatKeys`), which the read's own statement resolves, or the
+create's statement that locks the chat for its number; one query where a lookup and then the
+read or the lock were two.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from chatsys.domain import applications, chats
 from chatsys.domain.applications import ApplicationRef
 from chatsys.domain.chats import ChatKeys, ChatRef
 from chatsys.domain.errors import NotFound
-from chatsys.web.errors import ValidationFailed
+from chatsys.web.errors import ChatsysError
 from chatsys.web.params import number
 from chatsys.web.validation import parse_path_number
 
@@ -57,11 +58,12 @@ def chat_keys(request, token: str | None, chat_number: int | None) -> ChatKeys:
 
 @contextmanager
 def chat_before_parameters(request, chat: ChatKeys) -> Iterator[None]:
-    """A read checks its parameters before its statement resolves the chat: a missing or deleted
-    chat still answers its 404 before a bad parameter's 422, as where the factory looks it up."""
+    """A read or a create checks its parameters or body before its statement resolves the chat: a
+    missing or deleted chat still answers its 404 before a bad request's 4xx, as where the factory
+    looks it up."""
     try:
         yield
-    except ValidationFailed:
+    except ChatsysError:
         chat.resolve(request.dbsession)  # raises if the chat is not there
         raise
 
@@ -84,12 +86,10 @@ def chat(request) -> ChatRef:
     return find_chat(request, md.get("token"), parse_path_number(md.get("chat_number")))
 
 
-def messages(request) -> ChatRef | ChatKeys:
-    """A chat's messages: the chat's keys for a list, the chat for a create."""
-    if request.method in READS:
-        md = request.matchdict
-        return chat_keys(request, md.get("token"), parse_path_number(md.get("chat_number")))
-    return chat(request)
+def messages(request) -> ChatKeys:
+    """A chat's messages, for a list or a create: the chat's keys."""
+    md = request.matchdict
+    return chat_keys(request, md.get("token"), parse_path_number(md.get("chat_number")))
 
 
 def message(request) -> MessageContext:
@@ -119,6 +119,13 @@ def original_message_chat(request) -> ChatRef:
     """MessagesController's ``set_chat``: the chat is ``params[:chat_number]``."""
     params = request.original_params
     return find_chat(request, params.get("app_token"), number(params, "chat_number"))
+
+
+def original_new_message(request) -> ChatKeys:
+    """The chat of ``POST /messages`` (``params[:chat_number]``), by its keys: the create finds and
+    locks it in one statement."""
+    params = request.original_params
+    return chat_keys(request, params.get("app_token"), number(params, "chat_number"))
 
 
 def original_chat_messages(request) -> ChatKeys:

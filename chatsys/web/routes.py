@@ -52,7 +52,7 @@ def includeme(config) -> None:
     route("original.chats.item", "/chats/{app_token}/{number}", GET, r.original_chat)
     route("original.chats.messages", "/chats/{app_token}/{number}/messages", GET, r.original_chat_messages)
     route("original.chats.search", "/chats/{app_token}/{chat_number}/search/{q}", GET, r.original_message_chat)
-    route("original.messages.collection", "/messages", POST, r.original_message_chat)
+    route("original.messages.collection", "/messages", POST, r.original_new_message)
     route("original.messages.update", "/messages/{number}", PATCH, r.original_message)
     route("original.messages.item", "/messages/{app_token}/{chat_number}/{number}", GET, r.original_message)
     route("original.messages.search", "/messages/{app_token}/{chat_number}/search/{q}", GET, r.original_message_chat)

@@ -130,6 +130,48 @@ def test_reads_tell_a_missing_or_deleted_chat_from_an_empty_one(testapp):
     testapp.get(messages_url(token, 1) + "?after=0&before=1", status=422)
 
 
+def test_creates_tell_a_missing_or_deleted_chat_before_a_bad_body(testapp, engine):
+    """A create finds and locks its chat in one statement, after reading its body; a chat that is
+    not there is still its 404, before a bad body's or header's 4xx, and nothing is written."""
+    token = setup_chat(testapp, chats=2)
+    testapp.delete(f"/v1/applications/{token}/chats/2", status=204)
+    gone = create_application(testapp)["app_token"]
+    create_chat(testapp, gone)
+    testapp.delete(f"/v1/applications/{gone}", status=202)
+
+    def code(url: str, body=None, **kwargs) -> str:
+        if body is None:
+            return testapp.post_json(url, {"body": "hi"}, status=404, **kwargs).json["error"]["code"]
+        return testapp.post(url, body, status=404, **kwargs).json["error"]["code"]
+
+    def original(app_token: str, chat_number, **fields) -> str:
+        params = {"app_token": app_token, "chat_number": chat_number, **fields}
+        return testapp.post_json("/messages", params, status=404).json["message"]
+
+    for url, expected in [
+        (messages_url(token, 2), "deleted"),
+        (messages_url(token, 9), "not_found"),
+        (messages_url(gone, 1), "deleted"),
+        (messages_url("nope", 1), "not_found"),
+        (messages_url(token + "%20", 1), "not_found"),
+    ]:
+        assert code(url) == expected, url
+        assert code(url, '{"body": ""}', content_type="application/json") == expected, url  # a 422 body
+        assert code(url, "{", content_type="application/json") == expected, url  # a 400 body
+        assert code(url, "body=hi", content_type="text/plain") == expected, url  # a 415 body
+        assert code(url, headers={"Idempotency-Key": "with space"}) == expected, url
+    assert original(token, 2, body="hi") == "Couldn't find Chat"
+    assert original(token, 9) == "Couldn't find Chat"  # and no body
+    assert original(gone, 1, body="hi") == "Couldn't find Application"
+    # The chat is there: the body's own answer, and a message once the body is good.
+    testapp.post_json(messages_url(token, 1), {"body": ""}, status=422)
+    testapp.post(messages_url(token, 1), "{", content_type="application/json", status=400)
+    testapp.post_json("/messages", {"app_token": token, "chat_number": 1}, status=422)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM messages")).scalar_one() == 0
+    assert create_message(testapp, token, 1, "hi")["message_number"] == 1
+
+
 def test_list_ascending_after_and_descending_before(testapp):
     token = setup_chat(testapp)
     for i in range(1, 8):

@@ -7,7 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
+from chatsys.domain import chats
 from chatsys.numbering import chat_sequence, message_sequence
 from tests.conftest import make_app
 from tests.support.api import create_application, create_chat
@@ -178,3 +180,30 @@ def test_the_high_water_mark_is_raised_with_every_create(testapp, engine):
         assert conn.execute(text("SELECT last_chat_number FROM applications")).scalar_one() == 3
         marks = conn.execute(text("SELECT number, last_message_number FROM chats ORDER BY number")).all()
     assert [tuple(m) for m in marks] == [(1, 0), (2, 5), (3, 0)]
+
+
+def test_a_message_create_locks_its_chat_and_nothing_else(testapp, engine):
+    """A create finds its chat and locks the chat's row in one statement (the fence above); its
+    application is read in a subquery and stays unlocked, so creates in the application's other
+    chats, and a create of a chat, do not wait for it."""
+    token = create_application(testapp)["app_token"]
+    create_chat(testapp, token)
+    create_chat(testapp, token)
+    with engine.connect() as holder, engine.connect() as other:
+        holder.execution_options(isolation_level="READ COMMITTED")  # the web's
+        locked = holder.execute(chats.LOCK_BY_KEYS, chats.ChatKeys(token, 1).params).one()
+        assert locked.last_message_number == 0
+
+        def lock_nowait(table: str, where: str, **params):
+            return other.execute(text(f"SELECT id FROM {table} WHERE {where} FOR UPDATE NOWAIT"), params).one()
+
+        lock_nowait("applications", "id = :id", id=locked.application_id)
+        lock_nowait("chats", "application_id = :app AND number = 2", app=locked.application_id)
+        with pytest.raises(OperationalError):  # ER_LOCK_WAIT_TIMEOUT at once: chat 1 is held
+            lock_nowait("chats", "id = :id", id=locked.id)
+        other.rollback()
+        # Through the API, while chat 1 stays locked: a message in chat 2 and a new chat.
+        testapp.post_json(f"/v1/applications/{token}/chats/2/messages", {"body": "x"}, status=201)
+        assert create_chat(testapp, token)["chat_number"] == 3
+        holder.rollback()
+    testapp.post_json(f"/v1/applications/{token}/chats/1/messages", {"body": "y"}, status=201)

@@ -6,6 +6,7 @@ from pyramid.view import view_config
 from chatsys.domain import messages
 from chatsys.search.interfaces import SORT_NEWEST
 from chatsys.web.params import required_text
+from chatsys.web.resources import chat_before_parameters
 from chatsys.web.search import search_chat, search_text
 from chatsys.web.validation import query_int
 from chatsys.web.views.original import rails_time
@@ -26,7 +27,8 @@ def message_json(chat_number: int, row) -> dict:
 
 @view_config(route_name="original.messages.collection", request_method="POST", renderer="json")
 def create(context, request):
-    body = required_text(request.original_params, "body")
+    with chat_before_parameters(request, context):
+        body = required_text(request.original_params, "body")
     row = messages.create(request.dbsession, request.services.allocator, context, body).row
     request.response.status = 201
     return message_json(context.number, row)

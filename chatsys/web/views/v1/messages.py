@@ -13,10 +13,10 @@ from chatsys.web.validation import idempotency_key, json_body
 
 @view_config(route_name="v1.messages.collection", request_method="POST", renderer="json")
 def create_message(context, request):
-    fields = json_body(request, "MessageCreate")
-    created = messages.create(
-        request.dbsession, request.services.allocator, context, fields["body"], idempotency_key(request)
-    )
+    with chat_before_parameters(request, context):
+        fields = json_body(request, "MessageCreate")
+        key = idempotency_key(request)
+    created = messages.create(request.dbsession, request.services.allocator, context, fields["body"], key)
     if created.replayed:
         request.response.headers["Idempotent-Replayed"] = "true"
     request.response.status = 201
