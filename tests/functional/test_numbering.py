@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -205,5 +206,24 @@ def test_a_message_create_locks_its_chat_and_nothing_else(testapp, engine):
         # Through the API, while chat 1 stays locked: a message in chat 2 and a new chat.
         testapp.post_json(f"/v1/applications/{token}/chats/2/messages", {"body": "x"}, status=201)
         assert create_chat(testapp, token)["chat_number"] == 3
-        holder.rollback()
-    testapp.post_json(f"/v1/applications/{token}/chats/1/messages", {"body": "y"}, status=201)
+        # A message in chat 1 waits for the lock (well within db.lock_wait_timeout), then goes in.
+        with ThreadPoolExecutor(1) as pool:
+            posted = pool.submit(testapp.post_json, f"/v1/applications/{token}/chats/1/messages", {"body": "y"})
+            assert wait_for_a_lock_wait(other), "the create did not wait for its chat's lock"
+            assert not posted.done()
+            holder.rollback()
+            assert posted.result(timeout=30).json["message_number"] == 1
+
+
+def wait_for_a_lock_wait(conn, deadline: float = 3.0) -> bool:
+    """Whether a transaction of this test's database comes to wait for a row lock."""
+    waiting = text(
+        "SELECT COUNT(*) FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p"
+        " ON p.ID = t.trx_mysql_thread_id WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()"
+    )
+    until = time.monotonic() + deadline
+    while time.monotonic() < until:
+        if conn.execute(waiting).scalar_one():
+            return True
+        time.sleep(0.01)
+    return False
