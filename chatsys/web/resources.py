@@ -63,8 +63,9 @@ def chat_before_parameters(request, chat: ChatKeys) -> Iterator[None]:
     looks it up."""
     try:
         yield
-    except ChatsysError:
-        chat.resolve(request.dbsession)  # raises if the chat is not there
+    except ChatsysError as exc:
+        if exc.status < 500:  # a client's error, not a dependency's (503)
+            chat.resolve(request.dbsession)  # raises if the chat is not there
         raise
 
 

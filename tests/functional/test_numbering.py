@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -191,6 +192,7 @@ def test_a_message_create_locks_its_chat_and_nothing_else(testapp, engine):
     create_chat(testapp, token)
     with engine.connect() as holder, engine.connect() as other:
         holder.execution_options(isolation_level="READ COMMITTED")  # the web's
+        holder_id = holder.execute(text("SELECT CONNECTION_ID()")).scalar_one()
         locked = holder.execute(chats.LOCK_BY_KEYS, chats.ChatKeys(token, 1).params).one()
         assert locked.last_message_number == 0
 
@@ -205,5 +207,27 @@ def test_a_message_create_locks_its_chat_and_nothing_else(testapp, engine):
         # Through the API, while chat 1 stays locked: a message in chat 2 and a new chat.
         testapp.post_json(f"/v1/applications/{token}/chats/2/messages", {"body": "x"}, status=201)
         assert create_chat(testapp, token)["chat_number"] == 3
-        holder.rollback()
-    testapp.post_json(f"/v1/applications/{token}/chats/1/messages", {"body": "y"}, status=201)
+        # A message in chat 1 waits for the lock (well within db.lock_wait_timeout), then goes in.
+        with ThreadPoolExecutor(1) as pool:
+            posted = pool.submit(testapp.post_json, f"/v1/applications/{token}/chats/1/messages", {"body": "y"})
+            assert wait_for_a_lock_wait(other, holder_id), "the create did not wait for its chat's lock"
+            assert not posted.done()
+            holder.rollback()
+            assert posted.result(timeout=30).json["message_number"] == 1
+
+
+def wait_for_a_lock_wait(conn, holder_id: int, deadline: float = 3.0) -> bool:
+    """Whether some transaction comes to wait for a row lock that connection ``holder_id`` holds.
+
+    InnoDB refreshes these tables from a cache only once it has gone 0.1 s unread, so the polls
+    are further apart than that: polled faster, the first answer would be the only one."""
+    waiting = text(
+        "SELECT COUNT(*) FROM information_schema.INNODB_LOCK_WAITS w JOIN information_schema.INNODB_TRX t"
+        " ON t.trx_id = w.blocking_trx_id WHERE t.trx_mysql_thread_id = :holder"
+    )
+    until = time.monotonic() + deadline
+    while time.monotonic() < until:
+        if conn.execute(waiting, {"holder": holder_id}).scalar_one():
+            return True
+        time.sleep(0.15)
+    return False
